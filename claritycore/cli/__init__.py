@@ -1,0 +1,35 @@
+"""`claritycore …`: the command-line interface. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from claritycore import __version__
+from claritycore.cli import presets
+
+app = typer.Typer(
+    name="claritycore",
+    help="Reproducible super-resolution training: presets, training, evaluation, inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"claritycore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """ClarityCore command-line interface."""
+
+
+app.command("presets")(presets.presets_command)
+app.command("list", help="Alias of `presets`.")(presets.presets_command)

@@ -1,0 +1,3 @@
+from claritycore.cli import app
+
+app()

@@ -1,0 +1,24 @@
+"""Model registry and the models ClarityCore ships. Each model package is imported by name."""
+
+from claritycore.models.auto import (
+    AutoConfig,
+    AutoModel,
+    register_config,
+    register_model,
+    registered_models,
+)
+from claritycore.models.base import SCALES, BaseConfig, ConfigError
+from claritycore.models.rrdbnet import RRDBNetConfig, RRDBNetModel
+
+__all__ = [
+    "SCALES",
+    "AutoConfig",
+    "AutoModel",
+    "BaseConfig",
+    "ConfigError",
+    "RRDBNetConfig",
+    "RRDBNetModel",
+    "register_config",
+    "register_model",
+    "registered_models",
+]
