@@ -42,11 +42,11 @@ class ExperimentConfig:
     training: TrainingConfig
 
     def __post_init__(self) -> None:
-        if self.training.patch_size % self.model.scale:
+        patch, scale = self.training.patch_size, self.model.scale
+        if patch % scale:
             raise ConfigError(
-                f"patch_size={self.training.patch_size} is not a multiple of scale="
-                f"{self.model.scale}; the LR patch would not align. Use a multiple of "
-                f"{self.model.scale}, e.g. {self.model.scale * max(1, round(self.training.patch_size / self.model.scale))}"
+                f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
+                f"would not align; use a multiple of {scale}, e.g. {scale * max(1, patch // scale)}"
             )
 
     def to_dict(self) -> dict[str, Any]:

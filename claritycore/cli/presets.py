@@ -72,6 +72,6 @@ def presets_command(
             "✓" if row["amp"] else "✗",
             "✓" if row["ema"] else "✗",
         )
-    # Piped output defaults to 80 columns, too narrow for fourteen columns.
+    # Piped output defaults to 80 columns, too narrow for fourteen columns (~130 wide).
     console = Console()
-    Console(width=max(console.width, 120)).print(table)
+    Console(width=max(console.width, 140)).print(table)

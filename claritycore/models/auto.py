@@ -8,7 +8,8 @@ explicitly, so every name can be traced to one import.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 

@@ -25,7 +25,8 @@ class BaseConfig:
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ConfigError(
-                f"scale={self.scale!r} is not supported; choose one of {', '.join(map(str, SCALES))}"
+                f"scale={self.scale!r} is not supported; "
+                f"choose one of {', '.join(map(str, SCALES))}"
             )
 
     @classmethod
@@ -50,4 +51,3 @@ class BaseConfig:
         """A copy with `changes` applied; unknown fields are an error naming the valid fields."""
         check_fields(type(self), changes)
         return dataclasses.replace(self, **changes)
-

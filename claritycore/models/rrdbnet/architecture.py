@@ -67,7 +67,8 @@ def pixel_shuffle_steps(scale: int) -> list[int]:
 
 
 class RRDBNet(nn.Module):
-    """conv_first → RRDB × num_block → conv_body (+ global residual) → upsample → conv_hr → conv_last.
+    """conv_first → RRDB × num_block → conv_body (+ global residual) → upsample → conv_hr
+    → LeakyReLU → conv_last. No batch norm.
 
     `upsampler="pixelshuffle"` upsamples with conv + PixelShuffle steps (`upsample.N`);
     `"nearest"` is ESRGAN/Real-ESRGAN's nearest ×2 + conv steps (`conv_up1..3`), where ×2
@@ -95,7 +96,8 @@ class RRDBNet(nn.Module):
         if upsampler == "pixelshuffle":
             layers: list[nn.Module] = []
             for factor in pixel_shuffle_steps(scale):
-                layers += [nn.Conv2d(num_feat, num_feat * factor**2, 3, 1, 1), nn.PixelShuffle(factor)]
+                conv = nn.Conv2d(num_feat, num_feat * factor**2, 3, 1, 1)
+                layers += [conv, nn.PixelShuffle(factor)]
             self.upsample = nn.Sequential(*layers)
         else:
             num_up = len(pixel_shuffle_steps(scale * self.unshuffle))
@@ -110,7 +112,8 @@ class RRDBNet(nn.Module):
         height, width = x.shape[-2:]
         if self.unshuffle > 1:
             # Pixel-unshuffle needs even sides; reflect-pad and crop the output back.
-            x = F.pad(x, (0, width % 2, 0, height % 2), mode="reflect" if min(height, width) > 1 else "replicate")
+            mode = "reflect" if min(height, width) > 1 else "replicate"
+            x = F.pad(x, (0, width % 2, 0, height % 2), mode=mode)
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
