@@ -1,0 +1,125 @@
+"""The eight presets against the model document's tables, and override resolution."""
+
+from __future__ import annotations
+
+import pytest
+
+from claritycore.config import ConfigError
+from claritycore.models import AutoModel
+from claritycore.presets import PRESETS, ExperimentConfig, get_preset, override_keys, resolve
+
+# name: (scale, features, blocks, growth, steps, batch, patch) from claritycore-models.md;
+# growth 16 for the lite presets gives their documented ~1M parameters.
+DOCUMENTED = {
+    "rrdbnetx2": (2, 64, 23, 32, 400_000, 16, 128),
+    "rrdbnetx3": (3, 64, 23, 32, 400_000, 16, 192),
+    "rrdbnetx4": (4, 64, 23, 32, 400_000, 16, 256),
+    "rrdbnetx8": (8, 64, 23, 32, 500_000, 8, 512),
+    "rrdbnet-litex2": (2, 32, 6, 16, 200_000, 32, 128),
+    "rrdbnet-litex3": (3, 32, 6, 16, 200_000, 32, 192),
+    "rrdbnet-litex4": (4, 32, 6, 16, 200_000, 32, 256),
+    "rrdbnet-litex8": (8, 32, 6, 16, 250_000, 16, 512),
+}
+
+# Exact counts with the pixel-shuffle upsampler (the document's "~16.7M" / "~1M").
+PARAMS = {
+    "rrdbnetx2": 16_771_843,
+    "rrdbnetx3": 16_956_483,
+    "rrdbnetx4": 16_919_555,
+    "rrdbnetx8": 17_067_267,
+    "rrdbnet-litex2": 1_137_251,
+    "rrdbnet-litex3": 1_183_491,
+    "rrdbnet-litex4": 1_174_243,
+    "rrdbnet-litex8": 1_211_235,
+}
+
+
+def test_exactly_the_documented_presets_exist():
+    assert list(PRESETS) == list(DOCUMENTED)
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_preset_values_equal_the_document(name):
+    preset = get_preset(name)
+    m, t = preset.model, preset.training
+    actual = (m.scale, m.num_feat, m.num_block, m.num_grow_ch, t.steps, t.batch_size, t.patch_size)
+    assert actual == DOCUMENTED[name]
+    assert (t.lr, t.loss, t.amp, t.ema) == (2e-4, "l1", True, False)
+    assert m.model_type == "rrdbnet" and m.upsampler == "pixelshuffle"
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_exact_parameter_counts(name):
+    model = AutoModel.from_config(get_preset(name).model)
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
+
+
+def test_full_is_about_16_7m_and_lite_about_1m():
+    assert all(16.5e6 < PARAMS[n] < 17.1e6 for n in PARAMS if "lite" not in n)
+    assert all(1.0e6 < PARAMS[n] < 1.25e6 for n in PARAMS if "lite" in n)
+
+
+def test_lookup_ignores_case_and_spaces():
+    assert get_preset("  RRDBNet-LiteX4 ").name == "rrdbnet-litex4"
+
+
+def test_unknown_preset_lists_close_matches():
+    with pytest.raises(ConfigError, match=r"'rrdbnetx5'. Did you mean .*rrdbnetx4"):
+        get_preset("rrdbnetx5")
+    with pytest.raises(ConfigError, match=r"'rrdbnet-lite4'. Did you mean rrdbnet-litex4"):
+        get_preset("rrdbnet-lite4")
+
+
+def test_resolve_applies_overrides_and_ignores_nulls():
+    config = resolve(
+        "rrdbnet-litex2", {"steps": 10, "batch_size": None, "num_feat": 16, "ema": True}
+    )
+    assert config.training.steps == 10
+    assert config.training.batch_size == 32
+    assert config.training.ema is True
+    assert config.model.num_feat == 16 and config.model.num_block == 6
+    assert resolve("rrdbnetx4") == resolve(
+        "rrdbnetx4", {k: None for k in override_keys(PRESETS["rrdbnetx4"])}
+    )
+
+
+def test_override_typo_lists_valid_keys():
+    with pytest.raises(
+        ConfigError, match=r"unknown override 'step'. Did you mean steps\?.*batch_size"
+    ):
+        resolve("rrdbnetx4", {"step": 3})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("steps", "many", "expected int"),
+        ("steps", 1.5, "expected int"),
+        ("amp", 1, "expected bool"),
+        ("loss", "huber", "choose one of l1, l2, charbonnier"),
+        ("scheduler", "step", "choose one of cosine, multistep, constant"),
+        ("scale", 5, "choose one of 2, 3, 4, 8"),
+        ("steps", 0, "positive integer"),
+        ("lr", -1.0, "positive number"),
+        ("patch_size", 130, "not a multiple of scale=4"),
+    ],
+)
+def test_bad_override_values_fail_clearly(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("rrdbnetx4", {key: value})
+
+
+def test_integer_lr_is_accepted_as_float():
+    assert resolve("rrdbnetx4", {"lr": 1}).training.lr == 1.0
+
+
+def test_experiment_config_round_trips_and_hash_tracks_content():
+    config = resolve("rrdbnet-litex8", {"milestones": [0.5, 0.8], "grad_clip": 1})
+    again = ExperimentConfig.from_dict(config.to_dict())
+    assert again == config
+    assert again.config_hash() == config.config_hash()
+    assert len(config.config_hash()) == 16
+    assert resolve("rrdbnet-litex8").config_hash() != config.config_hash()
+    assert resolve("rrdbnet-litex8", {"steps": 250_000}).config_hash() == (
+        resolve("rrdbnet-litex8").config_hash()
+    )
