@@ -1,0 +1,64 @@
+"""Stage `resolve`: params.yaml's `preset` + `overrides` -> build/config.yaml.
+
+build/config.yaml is the one config `train` reads, and a params file for `dvc exp show`, so
+every experiment row shows the real scale, steps, batch size and learning rate of its run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+
+from claritycore.config import ConfigError
+from claritycore.presets import resolve
+
+HEADER = "# Written by `python -m stages.resolve` from params.yaml; edit params.yaml instead.\n"
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def read_params(path: Path) -> tuple[str, dict]:
+    """`preset` and `overrides` from the params file, or a ConfigError saying what is wrong."""
+    if not path.is_file():
+        raise ConfigError(f"{path} not found; run from the repository root")
+    params = yaml.safe_load(path.read_text()) or {}
+    preset = params.get("preset")
+    if not isinstance(preset, str):
+        raise ConfigError(f"{path}: `preset` must be a preset name, got {preset!r}")
+    overrides = params.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{path}: `overrides` must be a mapping of key: value, got {overrides!r}")
+    return preset, overrides
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="Params file with preset/overrides."),
+    output: Path = typer.Option(Path("build/config.yaml"), help="Where to write the config."),
+) -> None:
+    """Merge the preset with its overrides, validate, and write the resolved config."""
+    console = Console(stderr=True)
+    try:
+        experiment = resolve(*read_params(params))
+    except ConfigError as err:
+        console.print(f"[red]resolve failed:[/red] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    config_hash = experiment.config_hash()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"config_hash": config_hash, **experiment.to_dict()}, sort_keys=False)
+    output.write_text(HEADER + text)
+    model, training = experiment.model, experiment.training
+    console.print(
+        f"resolved [bold]{experiment.preset}[/bold] -> {output} (hash {config_hash}): "
+        f"x{model.scale}, {training.steps} steps, batch {training.batch_size}, "
+        f"patch {training.patch_size}, lr {training.lr:g}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,111 @@
+"""The `resolve` stage and params.yaml: the file train reads, and the errors a typo gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from claritycore.presets import PRESETS, ExperimentConfig, override_keys, resolve
+from stages.resolve import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_params(folder: Path, preset: str, **overrides: object) -> Path:
+    """params.yaml of the repo with `preset` and `overrides` set, written into `folder`."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["preset"] = preset
+    params["overrides"].update(overrides)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run_resolve(tmp_path: Path, preset: str, **overrides: object):
+    params = write_params(tmp_path, preset, **overrides)
+    output = tmp_path / "build" / "config.yaml"
+    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(output)])
+    return result, output
+
+
+def test_writes_resolved_config_with_hash(tmp_path):
+    result, output = run_resolve(tmp_path, "rrdbnet-litex2", steps=4, batch_size=2, lr=1e-3)
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(output.read_text())
+    assert written["preset"] == "rrdbnet-litex2"
+    assert written["model"]["scale"] == 2
+    assert written["model"]["num_feat"] == 32
+    assert written["training"]["steps"] == 4
+    assert written["training"]["batch_size"] == 2
+    assert written["training"]["lr"] == pytest.approx(1e-3)
+    # Untouched fields keep the preset's values; the file round-trips to the same config.
+    assert written["training"]["patch_size"] == PRESETS["rrdbnet-litex2"].training.patch_size
+    experiment = ExperimentConfig.from_dict(written)
+    assert experiment == resolve("rrdbnet-litex2", {"steps": 4, "batch_size": 2, "lr": 1e-3})
+    assert written["config_hash"] == experiment.config_hash()
+
+
+def test_different_overrides_give_different_hashes(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, first = run_resolve(tmp_path / "a", "rrdbnet-litex4", steps=4)
+    _, second = run_resolve(tmp_path / "b", "rrdbnet-litex4", steps=5)
+    hashes = {yaml.safe_load(p.read_text())["config_hash"] for p in (first, second)}
+    assert len(hashes) == 2
+
+
+def test_typo_in_override_lists_valid_keys(tmp_path):
+    result, output = run_resolve(tmp_path, "rrdbnetx4", stepz=3)
+    assert result.exit_code == 2
+    assert "unknown override 'stepz'" in result.output
+    assert "Did you mean steps?" in result.output
+    assert "batch_size" in result.output and "num_block" in result.output
+    assert not output.exists()
+
+
+def test_unknown_preset_lists_presets(tmp_path):
+    result, _ = run_resolve(tmp_path, "rrdbnetx5")
+    assert result.exit_code == 2
+    assert "unknown preset 'rrdbnetx5'" in result.output
+    assert all(name in result.output for name in PRESETS)
+
+
+def test_invalid_value_names_choices(tmp_path):
+    result, _ = run_resolve(tmp_path, "rrdbnetx4", loss="l3")
+    assert result.exit_code == 2
+    assert "l1, l2, charbonnier" in result.output
+
+
+def test_error_exits_without_traceback(tmp_path):
+    params = write_params(tmp_path, "rrdbnet-litex4", patch_size=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.resolve", "--params", str(params)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "not a multiple of scale=4" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_params_list_every_override_key_as_null():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    keys = {key for preset in PRESETS.values() for key in override_keys(preset)}
+    assert set(params["overrides"]) == keys
+    assert all(value is None for value in params["overrides"].values())
+    assert params["preset"] == "rrdbnetx4"
+    assert params["data"]["source"] == "div2k"
+
+
+def test_committed_config_matches_params():
+    """build/config.yaml in git is what resolve makes of params.yaml (else it is stale)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    committed = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
+    experiment = resolve(params["preset"], params["overrides"])
+    assert committed == {"config_hash": experiment.config_hash(), **experiment.to_dict()}
