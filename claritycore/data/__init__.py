@@ -1,0 +1,1 @@
+"""Data pipeline: fetch HR images, pack them into per-scale stores, load training pairs."""

@@ -1,0 +1,99 @@
+"""Reading HR images as 8-bit RGB, whatever mode they were saved in."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# EXIF orientations 5-8 rotate by 90 degrees, so the stored width and height swap on display.
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageReadError(RuntimeError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name (hidden files such as `._x.png` skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of the image as `load_rgb` returns it, read from the header only."""
+    with _open(Path(path)) as img:
+        width, height = img.size
+        if img.getexif().get(_EXIF_ORIENTATION) in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+    return height, width
+
+
+def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
+    """16-bit (or 32-bit int/float) single-channel pixels scaled to 8 bits."""
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode == "F" and values.size and values.max() <= 1.0:
+        values = values * 255.0  # float images are conventionally in [0, 1]
+    elif values.size and values.max() > 255:
+        values = values / 257.0  # 65535 -> 255 exactly, as 16-bit to 8-bit conversion does
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
+    """`(pixels, note)`: HxWx3 uint8 RGB and a note describing any conversion (None if none).
+
+    EXIF orientation is applied so the pixels match what viewers show.
+    """
+    path = Path(path)
+    with _open(path) as img:
+        try:
+            img = ImageOps.exif_transpose(img)
+            mode = img.mode
+            note = None if mode == "RGB" else f"{path.name}: {mode} converted to 8-bit RGB"
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+                gray = _high_depth_to_uint8(img)
+                pixels = np.repeat(gray[..., None], 3, axis=2)
+            else:
+                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+                    note = f"{path.name}: {mode} converted to 8-bit RGB (alpha channel dropped)"
+                pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as exc:
+            # Truncated or corrupt data only shows up when the pixels are decoded.
+            raise ImageReadError(f"cannot decode image {path}: {exc}") from exc
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) == 0:
+        raise ImageReadError(f"image {path} decoded to unusable shape {pixels.shape}")
+    return np.ascontiguousarray(pixels), note
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB pixels of `path`; other modes are converted with a warning.
+
+    Raises ImageReadError naming the file when it cannot be decoded.
+    """
+    pixels, note = read_rgb(path)
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return pixels
+
+
+def save_png(pixels: np.ndarray, path: Path) -> None:
+    """Write HxWx3 uint8 pixels as a PNG (deterministic bytes for identical pixels)."""
+    Image.fromarray(np.ascontiguousarray(pixels)).save(path, format="PNG")
