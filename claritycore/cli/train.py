@@ -1,0 +1,181 @@
+"""`claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
+
+Flags are parsed once into an `ExperimentConfig` (preset + overrides via `presets.resolve`) and
+`RunOptions`; unset flags stay None, so every default lives in the preset or in `RunOptions`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from claritycore.config import ConfigError
+from claritycore.data.images import list_images
+from claritycore.models import AutoConfig
+from claritycore.presets import PRESETS, ExperimentConfig, get_preset, resolve
+from claritycore.training import RunOptions, train
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """Everything `train` is called with, resolved from the command line."""
+
+    experiment: ExperimentConfig
+    data: Path
+    val_dir: Path | None
+    output: Path
+    options: RunOptions
+
+
+def base_preset(model: str, scale: int | None, overrides: dict[str, Any]) -> str:
+    """The preset `claritycore train` starts from: `<model>x<scale>`, or the lite one when the
+    given num_feat/num_block are the lite preset's."""
+    if scale is None:
+        scale = AutoConfig.from_name(model).scale
+    full = f"{model}x{scale}"
+    lite = PRESETS.get(f"{model}-litex{scale}")
+    given = {k: overrides[k] for k in ("num_feat", "num_block") if overrides.get(k) is not None}
+    if lite is not None and given and all(getattr(lite.model, k) == v for k, v in given.items()):
+        return lite.name
+    return get_preset(full).name
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs; values are read as YAML (`0.5`, `true`, `[0.5, 0.8]`)."""
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE, e.g. --set scheduler=multistep")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(text)
+    return values
+
+
+def build_run(preset: str | None, model: str | None, data: Path | None, val_data: Path | None,
+              output: Path | None, name: str | None, overrides: dict[str, Any],
+              run: dict[str, Any]) -> TrainRun:  # fmt: skip
+    """Resolve the flags: the experiment config, the data folders and the run options."""
+    if preset is None:
+        preset = base_preset(model or "rrdbnet", overrides.get("scale"), overrides)
+    elif model is not None and get_preset(preset).model.model_type != model:
+        raise ConfigError(f"--model {model} contradicts --preset {preset}; give one of them")
+    experiment = resolve(preset, overrides)
+    scale = experiment.model.scale
+    if data is None:
+        data = Path(f"data/patches/x{scale}")
+        if not data.is_dir():
+            raise ConfigError(
+                f"no --data given and no pipeline store at {data}; pass --data with a folder of "
+                "HR images (e.g. --data data/sample/train) or an extracted store"
+            )
+    if not data.is_dir():
+        raise ConfigError(f"--data {data} is not a folder of HR images or an extracted store")
+    is_root = not (data / "index.json").exists() and not list_images(data)
+    if is_root and (data / "train").is_dir():
+        data = data / "train"  # a dataset root such as datasets/DIV2K with train/ and valid/
+    if val_data is None and (data.parent / "valid").is_dir():
+        val_data = data.parent / "valid"
+    output = output or Path("runs") / (name or experiment.preset)
+    options = RunOptions(**{k: v for k, v in run.items() if v is not None})
+    return TrainRun(experiment, data, val_data, output, options)
+
+
+def training_store(data: Path, scale: int, workers: int) -> Path:
+    """`data` itself when it is an extracted store, else its store beside it (made once)."""
+    from claritycore.data.patches import PatchStore, extract_store
+
+    store = data if (data / "index.json").exists() else data.with_name(f"{data.name}_x{scale}")
+    if not (store / "index.json").exists():
+        typer.echo(f"extracting {data} into {store} (once)")
+        extract_store(data, store, scale, workers=max(1, workers))
+    if PatchStore.open(store).scale != scale:
+        raise ConfigError(
+            f"the store {store} holds ×{PatchStore.open(store).scale} pairs but this run trains "
+            f"×{scale}; pass --data with a ×{scale} store or a folder of HR images"
+        )
+    return store
+
+
+def train_command(
+    preset: str | None = typer.Option(None, help="Preset to start from (`claritycore presets`)."),
+    model: str | None = typer.Option(None, help="Model type; with --scale picks the preset."),
+    scale: int | None = typer.Option(None, help="Upscaling factor: 2, 3, 4 or 8."),
+    num_feat: int | None = typer.Option(None, help="Feature channels."),
+    num_block: int | None = typer.Option(None, help="RRDB blocks."),
+    num_grow_ch: int | None = typer.Option(None, help="Growth channels of the dense blocks."),
+    data: Path | None = typer.Option(None, help="Folder of HR images, or an extracted store."),
+    val_data: Path | None = typer.Option(None, help="HR validation images [valid/ beside data]."),
+    output: Path | None = typer.Option(None, help="Run folder [runs/<name>]."),
+    name: str | None = typer.Option(None, help="Run name [the preset's]."),
+    batch_size: int | None = typer.Option(None, help="Global batch size."),
+    steps: int | None = typer.Option(None, help="Training steps."),
+    patch_size: int | None = typer.Option(None, help="HR patch side (a multiple of the scale)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    loss: str | None = typer.Option(None, help="l1, l2 or charbonnier."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA."),
+    ema: bool | None = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
+    set_values: list[str] = typer.Option([], "--set", help="KEY=VALUE: any other preset field."),
+    seed: int | None = typer.Option(None, help="Seed of the weights and the data stream."),
+    workers: int | None = typer.Option(None, help="Data loader worker processes."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    devices: int | None = typer.Option(None, help="Processes (DDP); the batch is split."),
+    save_every: int | None = typer.Option(None, help="Checkpoint every N steps."),
+    val_every: int | None = typer.Option(None, help="Validate every N steps."),
+    val_images: int | None = typer.Option(None, help="Validation images used."),
+    log_every: int | None = typer.Option(None, help="Log every N steps."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="[on for CUDA]"),
+    channels_last: bool | None = typer.Option(
+        None, "--channels-last/--no-channels-last", help="[on for CUDA]"
+    ),
+    precision: str | None = typer.Option(None, help="Force auto, bf16, fp16 or fp32."),
+    resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue a run."),
+    pretrained: Path | None = typer.Option(None, help="Initial weights (a model.pt)."),
+) -> None:
+    """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
+    overrides = {"scale": scale, "num_feat": num_feat, "num_block": num_block}
+    overrides |= {"num_grow_ch": num_grow_ch, "batch_size": batch_size, "steps": steps}
+    overrides |= {"patch_size": patch_size, "lr": lr, "loss": loss, "amp": amp, "ema": ema}
+    run = {"seed": seed, "workers": workers, "device": device, "devices": devices}
+    run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
+    run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
+    run |= {"amp_dtype": precision, "resume": resume, "pretrained": pretrained}
+    try:
+        for key, value in parse_set(set_values).items():
+            if overrides.get(key) is not None:
+                raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
+            overrides[key] = value
+        job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        store = training_store(job.data, job.experiment.model.scale, job.options.workers)
+        train(
+            job.experiment,
+            train_store=store,
+            val_dir=job.val_dir,
+            output=job.output / "model.pt",
+            checkpoint_dir=job.output / "checkpoints" / job.experiment.config_hash(),
+            options=job.options,
+            live_dir=job.output / "dvclive",
+        )
+    except ConfigError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+def preset_command(preset: str) -> Any:
+    """`claritycore <preset> …`: `train_command` with the preset fixed."""
+
+    def command(**kwargs: Any) -> None:
+        train_command(preset=preset, model=None, **kwargs)
+
+    signature = inspect.signature(train_command)
+    kept = [p for p in signature.parameters.values() if p.name not in ("preset", "model")]
+    command.__signature__ = signature.replace(parameters=kept)
+    command.__annotations__ = {
+        k: v for k, v in train_command.__annotations__.items() if k not in ("preset", "model")
+    }
+    command.__doc__ = f"Train the {preset} preset ({get_preset(preset).description})."
+    return command

@@ -1,0 +1,167 @@
+"""Training checkpoints: the one module that writes and reads them.
+
+A checkpoint holds everything a run needs to continue bit-for-bit: the (unwrapped) model, the
+EMA copy, the optimiser, the GradScaler, the step, the RNG states and the logged metric
+history, plus the hash of the resolved config. The learning rate is a pure function of the
+step and the data stream a pure function of (seed, sample index = step × global batch), so
+neither needs more state than the step. Files are written atomically (temporary file, fsync,
+rename) by rank 0 only; the newest two are kept, so a kill at any moment leaves at least one
+complete file. Loading uses `torch.load(weights_only=True)`: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from claritycore.presets import ExperimentConfig
+from claritycore.weights import atomic_torch_save, unwrap
+
+FORMAT = "claritycore-checkpoint"
+FORMAT_VERSION = 1
+KEEP = 2
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return Path(directory) / f"step_{step:09d}.pt"
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the complete checkpoint files in `directory`, oldest first.
+
+    Temporary files of an interrupted write (`.step_*.pt.*.tmp`) never match the name pattern.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def capture_rng() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states in types that `weights_only` loading accepts."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {
+                "key": numpy_state["key"].numpy().astype(np.uint32),
+                "pos": numpy_state["pos"],
+            },
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    # random.setstate needs the nested tuples it produced, whatever the loader turned them into.
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save(
+    directory: Path,
+    *,
+    step: int,
+    experiment: ExperimentConfig,
+    model: nn.Module,
+    ema: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    history: list[dict[str, float]],
+) -> Path:
+    """Write the checkpoint for `step` atomically, then delete all but the newest `KEEP`."""
+    path = checkpoint_path(directory, step)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config_hash": experiment.config_hash(),
+        "experiment": experiment.to_dict(),
+        "step": step,
+        # The data stream restarts here: sample i is a pure function of (seed, i).
+        "sample_index": step * experiment.training.batch_size,
+        "model": unwrap(model).state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "rng": capture_rng(),
+        "history": history,
+    }
+    atomic_torch_save(payload, path)
+    for _, old in list_checkpoints(directory)[:-KEEP]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest(directory: Path, config_hash: str) -> dict[str, Any] | None:
+    """The newest readable checkpoint in `directory` written for `config_hash`, or None.
+
+    A file that fails to load (torn by a crash outside our atomic writer, or corrupted) falls
+    back to the previous one; a file from a different config is never used.
+    """
+    for step, path in reversed(list_checkpoints(directory)):
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # any unreadable file: try the previous checkpoint
+            warnings.warn(f"skipping unreadable checkpoint {path}: {error}", stacklevel=2)
+            continue
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            warnings.warn(f"skipping {path}: not a ClarityCore training checkpoint", stacklevel=2)
+            continue
+        if payload["config_hash"] != config_hash:
+            warnings.warn(
+                f"not resuming from {path} (step {step}): it was written for config "
+                f"{payload['config_hash']}, this run's config is {config_hash}",
+                stacklevel=2,
+            )
+            continue
+        return payload
+    return None
+
+
+def restore(
+    payload: dict[str, Any],
+    *,
+    model: nn.Module,
+    ema: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> tuple[int, list[dict[str, float]]]:
+    """Load a checkpoint's state into the run's objects; returns (step, metric history)."""
+    unwrap(model).load_state_dict(payload["model"])
+    if ema is not None:
+        # `ema` is part of the config hash, so a matching checkpoint saved an EMA exactly when
+        # this run keeps one.
+        ema.load_state_dict(payload["ema"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if payload["scaler"] is not None and scaler.is_enabled():
+        scaler.load_state_dict(payload["scaler"])
+    restore_rng(payload["rng"])
+    return int(payload["step"]), list(payload["history"])

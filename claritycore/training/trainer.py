@@ -1,0 +1,373 @@
+"""The training run, top to bottom: options, small helpers, then one loop.
+
+Data: `PairedPatchDataset` draws sample i as a pure function of (seed, i), and step k uses the
+global samples [k·B, (k+1)·B); DDP rank r of W takes its B/W slice of each. So resuming needs
+only the step, and 1 process with batch B sees the same samples as W processes with B/W.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+
+from claritycore import weights
+from claritycore.config import ConfigError, TrainingConfig
+from claritycore.data.dataset import PairedPatchDataset
+from claritycore.models import AutoModel
+from claritycore.presets import ExperimentConfig
+from claritycore.training import checkpoint, distributed
+from claritycore.training.ema import ema_copy, ema_update
+from claritycore.training.live import MetricLog
+from claritycore.training.losses import LOSSES
+from claritycore.training.validation import bicubic_baseline, load_validation, validate
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss stayed inf/NaN for too many steps in a row."""
+
+
+def _auto_flag(name: str, value: bool | str | None) -> bool | None:
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name}={value!r} is invalid; use true, false or auto")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a training (not what to train: that is the `ExperimentConfig`).
+
+    `compile`/`channels_last`: None (or "auto") turns them on for CUDA. `amp_dtype`: "auto"
+    follows the config's `amp` (bf16 on CUDA when supported, else fp16 with a GradScaler;
+    full precision on CPU); bf16/fp16/fp32 force a precision on any device.
+    """
+
+    seed: int = 0
+    workers: int = 4
+    device: str = "auto"
+    devices: int = 1
+    compile: bool | None = None
+    channels_last: bool | None = None
+    log_every: int = 50
+    val_every: int = 5000
+    save_every: int = 1000
+    val_images: int = 10
+    resume: bool = True
+    pretrained: Path | None = None
+    amp_dtype: str = "auto"
+    max_nonfinite: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compile", _auto_flag("compile", self.compile))
+        object.__setattr__(self, "channels_last", _auto_flag("channels_last", self.channels_last))
+        for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("workers", "val_images", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.amp_dtype not in ("auto", *AMP_DTYPES):
+            raise ConfigError(
+                f"amp_dtype={self.amp_dtype!r} is unknown; choose auto, {', '.join(AMP_DTYPES)}"
+            )
+        if self.pretrained is not None:
+            object.__setattr__(self, "pretrained", Path(self.pretrained))
+
+
+def lr_at(step: int, cfg: TrainingConfig) -> float:
+    """Learning rate for `step`: a pure function of the step, so resuming needs nothing else."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.scheduler == "constant":
+        return cfg.lr
+    if cfg.scheduler == "multistep":
+        passed = sum(step >= round(m * cfg.steps) for m in cfg.milestones)
+        return cfg.lr * cfg.lr_gamma**passed
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def amp_settings(
+    device: torch.device, amp: bool, amp_dtype: str
+) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None for fp32, whether a GradScaler is needed)."""
+    if amp_dtype == "auto":
+        if not amp or device.type != "cuda":
+            return None, False
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = AMP_DTYPES[amp_dtype]
+    return dtype, dtype is torch.float16
+
+
+class StepBatches(Sampler[list[int]]):
+    """Sample indices of steps [start, steps): this rank's slice of each global batch."""
+
+    def __init__(self, start: int, steps: int, batch: int, rank: int, world: int) -> None:
+        self.start, self.steps, self.batch = start, steps, batch
+        self.local = batch // world
+        self.offset = rank * self.local
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.steps):
+            first = step * self.batch + self.offset
+            yield list(range(first, first + self.local))
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+
+def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 batch → float [0, 1] on the device; the copy is a quarter of a float32 one."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scaler, found_inf: torch.Tensor) -> None:
+    """Step unless the gradients hold inf/NaN, without a host sync: the fused Adam kernel reads
+    `found_inf` on the device (the protocol GradScaler itself uses)."""
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.found_inf = found_inf
+        optimizer.step()
+
+
+def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
+    load = getattr(weights, "load_weights", weights.load_model)
+    pretrained, _ = load(path)
+    try:
+        model.load_state_dict(pretrained.state_dict())
+    except RuntimeError as error:
+        raise ConfigError(
+            f"--pretrained {path} holds {pretrained.config}, which does not fit this run's "
+            f"{model.config}; pick weights of the same architecture ({error})"
+        ) from error
+
+
+def train(
+    experiment: ExperimentConfig,
+    *,
+    train_store: Path,
+    val_dir: Path | None,
+    output: Path,
+    checkpoint_dir: Path,
+    options: RunOptions | None = None,
+    live_dir: Path | None = None,
+) -> Path:
+    """Train `experiment` on the patch store `train_store`; write `output` (a model.pt).
+
+    Resumes from the newest checkpoint in `checkpoint_dir` written for the same config hash.
+    With `options.devices` > 1 (and not already under torchrun) spawns one process per device.
+    """
+    options = options or RunOptions()
+    args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoint_dir))
+    args += (options, live_dir)
+    if options.devices > 1 and not distributed.launched():
+        cpu = distributed.pick_device(options.device).type == "cpu"
+        distributed.spawn(_run, options.devices, args, cpu=cpu)
+        return Path(output)
+    return _run(*args)
+
+
+def _run(
+    experiment: ExperimentConfig,
+    train_store: Path,
+    val_dir: Path | None,
+    output: Path,
+    checkpoint_dir: Path,
+    options: RunOptions,
+    live_dir: Path | None,
+) -> Path:
+    """The whole run in one process (one rank of a DDP world)."""
+    cfg, scale = experiment.training, experiment.model.scale
+    dist = distributed.setup(options.device)
+    device, is_main = dist.device, dist.is_main
+    if cfg.batch_size % dist.world_size:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} does not split over {dist.world_size} processes; "
+            f"use a batch size divisible by {dist.world_size} or change --devices"
+        )
+    # Decided once: precision, memory format and compilation; the loop has no device branches.
+    on_cuda = device.type == "cuda"
+    amp_dtype, use_scaler = amp_settings(device, cfg.amp, options.amp_dtype)
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    channels_last = on_cuda if options.channels_last is None else options.channels_last
+    use_compile = on_cuda if options.compile is None else options.compile
+    console = Console(quiet=not is_main)
+
+    random.seed(options.seed)
+    np.random.seed(options.seed)
+    torch.manual_seed(options.seed)  # same initial weights on every rank
+    model = AutoModel.from_config(experiment.model).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = ema_copy(model) if cfg.ema else None
+    # Fused Adam: one kernel per step, and it honours `found_inf` without a host sync.
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
+    )
+    step, history = 0, []
+    state = (
+        checkpoint.load_latest(checkpoint_dir, experiment.config_hash()) if options.resume else None
+    )
+    if state is not None:
+        step, history = checkpoint.restore(
+            state, model=model, ema=ema, optimizer=optimizer, scaler=scaler
+        )
+        console.print(f"resuming from step {step:,} ({checkpoint_dir})")
+        del state
+    elif options.pretrained is not None:
+        _load_pretrained(model, options.pretrained)
+        if ema is not None:
+            ema.load_state_dict(model.state_dict())
+    log = MetricLog(live_dir, history, main=is_main)
+    val_images = load_validation(val_dir, scale, options.val_images) if is_main else []
+    if val_images:
+        log.summary(bicubic_baseline(val_images, scale))
+
+    step_model = torch.compile(model) if use_compile else model
+    if dist.enabled:
+        step_model = DistributedDataParallel(
+            step_model, device_ids=[device.index] if on_cuda else None, gradient_as_bucket_view=True
+        )
+    dataset = PairedPatchDataset(
+        train_store, patch_size=cfg.patch_size, seed=options.seed, length=cfg.steps * cfg.batch_size
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
+        num_workers=options.workers,
+        pin_memory=on_cuda,
+        prefetch_factor=4 if options.workers else None,
+    )
+    loss_fn = LOSSES[cfg.loss]
+    params = list(model.parameters())
+    # Device-side accumulators: read back only at log time, so steps never wait on the host.
+    zero = torch.zeros((), device=device)
+    loss_sum, good_steps, streak, worst = zero.clone(), zero.clone(), zero.clone(), zero.clone()
+    grad_norm = zero.clone()
+    last_saved: Path | None = None
+
+    def check_finite() -> None:
+        if worst.item() >= options.max_nonfinite:
+            raise NonFiniteLossError(
+                f"the loss was inf/NaN for {int(worst.item())} steps in a row (limit "
+                f"{options.max_nonfinite}) before step {step:,}; those steps were skipped and no "
+                f"checkpoint was written after them (last good: {last_saved or 'none'}). Lower "
+                "--lr, set grad_clip, check the training images, or train without AMP"
+            )
+
+    console.print(
+        f"[bold]{experiment.preset}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
+        f"({dist.world_size} × {cfg.batch_size // dist.world_size}), patch {cfg.patch_size}, "
+        f"{device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
+        f"compile {use_compile}"
+    )
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, disable=not is_main,
+    )  # fmt: skip
+    task = progress.add_task("training", total=cfg.steps, completed=step)
+    tick, tick_step, start_step, run_start = time.perf_counter(), step, step, time.perf_counter()
+    model.train()
+    with progress:
+        for lr_images, hr_images in loader:
+            lr_images = _to_device(lr_images, device, channels_last)
+            hr_images = _to_device(hr_images, device, channels_last)
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast:
+                sr = step_model(lr_images)
+            loss = loss_fn(sr.float(), hr_images)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true gradients
+            if cfg.grad_clip is None:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            # Gradients are all-reduced, so every rank sees the same verdict.
+            found_inf = (~torch.isfinite(grad_norm)).float()
+            _optimizer_step(optimizer, scaler, found_inf)
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema_update(ema, model, cfg.ema_decay)
+            loss_sum += torch.where(found_inf > 0, 0.0, loss.detach().float())
+            good_steps += 1 - found_inf
+            streak.mul_(found_inf).add_(found_inf)
+            torch.maximum(worst, streak, out=worst)
+            step += 1
+            progress.advance(task)
+
+            if step % options.log_every == 0 or step == cfg.steps:
+                check_finite()
+                now = time.perf_counter()
+                total, good = loss_sum.item(), good_steps.item()
+                elapsed, done = now - tick, step - tick_step
+                row = {
+                    "train/lr": lr,
+                    "train/grad_norm": float(grad_norm),
+                    "train/patches_per_s": done * cfg.batch_size / elapsed,
+                    "train/step_ms": 1000 * elapsed / done,
+                    "train/skipped_steps": done - good,
+                }
+                if good:
+                    row["train/loss"] = total / good
+                log.log(step, row)
+                progress.update(task, description=f"loss {row.get('train/loss', math.nan):.4f}")
+                loss_sum.zero_(), good_steps.zero_()
+                tick, tick_step = time.perf_counter(), step
+            if step % options.val_every == 0 or step == cfg.steps:
+                scores, crops = validate(
+                    ema if ema is not None else model, val_images, scale=scale, device=device,
+                    autocast=autocast,
+                )  # fmt: skip
+                if scores:
+                    log.log(step, scores)
+                    log.images(crops)
+                    console.print(
+                        f"step {step:,}: PSNR-Y {scores['val/psnr_y']:.3f} dB, "
+                        f"SSIM-Y {scores['val/ssim_y']:.4f}"
+                    )
+                tick = time.perf_counter()
+            if step % options.save_every == 0 or step == cfg.steps:
+                check_finite()
+                if is_main:
+                    last_saved = checkpoint.save(
+                        checkpoint_dir, step=step, experiment=experiment, model=model, ema=ema,
+                        optimizer=optimizer, scaler=scaler, history=log.history,
+                    )  # fmt: skip
+                tick = time.perf_counter()
+
+    if is_main:
+        final = ema if ema is not None else model
+        weights.save_model(
+            output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None
+        )
+        log.close()
+        seconds = time.perf_counter() - run_start
+        last_val = next((r for r in reversed(log.history) if "val/psnr_y" in r), None)
+        console.print(
+            f"[green]done[/]: {step - start_step:,} steps in {seconds:.1f} s"
+            + (f", PSNR-Y {last_val['val/psnr_y']:.3f} dB" if last_val else "")
+            + f" → {output}"
+        )
+    distributed.teardown(dist)
+    return output
