@@ -145,3 +145,52 @@ def test_bad_inputs_are_explained() -> None:
         upscale(tiny(), np.zeros((4, 4, 3), dtype=np.uint8), tile=-1)
     with pytest.raises(ValueError, match="dtype"):
         upscale(tiny(), np.zeros((4, 4, 3), dtype=np.int64))
+
+
+def test_upscale_cli_folder_skips_existing_and_reports_unreadable(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from claritycore.cli import app
+    from claritycore.weights import save_model
+
+    save_model(tmp_path / "model.pt", tiny())
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    _pil("RGB").save(inputs / "a.png")
+    _pil("L").save(inputs / "b.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    out.mkdir()
+    (out / "a.png").write_bytes(b"keep me")
+    args = ["upscale", str(inputs), "-m", str(tmp_path / "model.pt"), "-o", str(out)]
+
+    result = CliRunner().invoke(app, [*args, "--tile", "8"])
+    assert result.exit_code == 1, result.output
+    assert "1 upscaled, 1 skipped (exist), 1 failed" in result.output
+    assert "broken.png" in result.output
+    assert (out / "a.png").read_bytes() == b"keep me"
+    assert Image.open(out / "b.png").mode == "L" and Image.open(out / "b.png").size == (52, 40)
+
+    result = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert "2 upscaled, 0 skipped (exist), 1 failed" in result.output
+    assert Image.open(out / "a.png").size == (52, 40)
+
+
+def test_export_cli_writes_loadable_file(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from claritycore.cli import app
+    from claritycore.weights import load_weights, save_model
+
+    model = tiny(4, "nearest")
+    save_model(tmp_path / "model.pt", model, ema=True)
+    target = tmp_path / "x4.pth"
+    args = ["export", "-m", str(tmp_path / "model.pt"), "--format", "basicsr", "-o", str(target)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert list(torch.load(target, weights_only=True)) == ["params_ema"]
+    loaded, _ = load_weights(target)
+    x = torch.rand(1, 3, 6, 5)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x))
+    bad = CliRunner().invoke(app, [*args[:3], "--format", "tflite", "-o", str(target)])
+    assert bad.exit_code == 1 and "basicsr, safetensors, onnx" in bad.output

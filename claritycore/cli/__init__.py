@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from claritycore import __version__
-from claritycore.cli import presets
+from claritycore.cli import inference, presets
 
 app = typer.Typer(
     name="claritycore",
@@ -33,3 +33,6 @@ def main(
 
 app.command("presets")(presets.presets_command)
 app.command("list", help="Alias of `presets`.")(presets.presets_command)
+app.command("upscale")(inference.upscale_command)
+app.command("evaluate")(inference.evaluate_command)
+app.command("export")(inference.export_command)
