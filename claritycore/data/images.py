@@ -74,7 +74,7 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
             else:
                 if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
                     note = f"{path.name}: {mode} converted to 8-bit RGB (alpha channel dropped)"
-                pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+                pixels = np.array(img.convert("RGB"), dtype=np.uint8)  # writable
         except (OSError, ValueError, SyntaxError) as exc:
             # Truncated or corrupt data only shows up when the pixels are decoded.
             raise ImageReadError(f"cannot decode image {path}: {exc}") from exc

@@ -1,0 +1,146 @@
+"""Patch store extraction: exact LR, aligned crops, deterministic bytes, odd image modes."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from claritycore.data.images import ImageReadError, list_images, load_rgb
+from claritycore.data.patches import PatchStore, extract_store
+from claritycore.resize import imresize, modcrop
+
+SIZES = [(53, 70), (64, 64), (61, 97)]  # (H, W): none a multiple of 3, some of 2 or 4
+
+
+def _noise(seed: int, h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def src(tmp_path) -> Path:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i, (h, w) in enumerate(SIZES):
+        Image.fromarray(_noise(i, h, w)).save(folder / f"{i:04d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_lr_is_imresize_of_modcropped_hr(src, tmp_path, scale):
+    store = extract_store(src, tmp_path / f"x{scale}", scale, workers=1)
+    assert store.scale == scale and len(store) == 3
+    assert store.names == ["0000.png", "0001.png", "0002.png"]
+    for i, (h, w) in enumerate(SIZES):
+        hr = modcrop(_noise(i, h, w), scale)
+        assert store.hr(i).shape == (h - h % scale, w - w % scale, 3)
+        assert store.hr(i).dtype == np.uint8
+        np.testing.assert_array_equal(store.hr(i), hr)
+        np.testing.assert_array_equal(store.lr(i), imresize(np.ascontiguousarray(hr), 1 / scale))
+        np.testing.assert_array_equal(store.hr_planar(i), hr.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_crops_at_scaled_positions_are_aligned(src, tmp_path, scale):
+    """Downscaling an HR crop gives the LR crop at position/scale, except near the crop edge."""
+    store = extract_store(src, tmp_path / "s", scale, workers=1)
+    rng = np.random.default_rng(0)
+    p, margin = 12, 3  # LR patch side; the bicubic support reaches 2 LR pixels past an edge
+    for i in range(len(store)):
+        lr_full = store.lr(i)
+        for _ in range(5):
+            top = int(rng.integers(lr_full.shape[0] - p + 1))
+            left = int(rng.integers(lr_full.shape[1] - p + 1))
+            hr = store.hr(i)[top * scale : (top + p) * scale, left * scale : (left + p) * scale]
+            down = imresize(np.ascontiguousarray(hr), 1 / scale).astype(int)
+            lr = lr_full[top : top + p, left : left + p].astype(int)
+            inner = (slice(margin, -margin), slice(margin, -margin))
+            assert np.abs(down[inner] - lr[inner]).max() <= 1
+            # A crop one LR pixel off is far from it: the check can tell.
+            shifted = store.lr(i)[top + 1 : top + 1 + p, left : left + p].astype(int)
+            if shifted.shape == lr.shape:
+                assert np.abs(down[inner] - shifted[inner]).mean() > 10
+
+
+def test_output_is_byte_identical_across_runs_and_worker_counts(src, tmp_path):
+    a = extract_store(src, tmp_path / "a", 3, workers=1)
+    extract_store(src, tmp_path / "a", 3, workers=1)  # re-run over an existing store
+    b = extract_store(src, tmp_path / "b", 3, workers=2)
+    for name in ("hr.u8", "lr.u8", "index.json"):
+        assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
+    assert sorted(p.name for p in a.path.iterdir()) == ["hr.u8", "index.json", "lr.u8"]
+    assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
+
+
+def test_index_records_shapes_offsets_and_params(src, tmp_path):
+    extract_store(src, tmp_path / "x2", 2, workers=1)
+    index = json.loads((tmp_path / "x2" / "index.json").read_text())
+    assert index["scale"] == 2 and index["params"]["scale"] == 2
+    first, second = index["images"][:2]
+    assert first["hr_shape"] == [3, 52, 70] and first["lr_shape"] == [3, 26, 35]
+    assert second["hr_offset"] == 3 * 52 * 70 and second["lr_offset"] == 3 * 26 * 35
+    total = sum(int(np.prod(e["hr_shape"])) for e in index["images"])
+    assert (tmp_path / "x2" / "hr.u8").stat().st_size == total
+
+
+def test_odd_modes_are_converted_to_rgb(tmp_path):
+    src = tmp_path / "odd"
+    src.mkdir()
+    rgb = _noise(7, 32, 40)
+    Image.fromarray(rgb).convert("L").save(src / "gray.png")
+    Image.fromarray(np.dstack([rgb, np.full((32, 40), 9, np.uint8)])).save(src / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(src / "palette.png")
+    deep = (np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 51).astype(np.uint16)
+    Image.fromarray(deep).save(src / "deep16.png")
+    with pytest.warns(UserWarning, match="converted to 8-bit RGB"):
+        load_rgb(src / "gray.png")
+    expected = {
+        "gray.png": np.repeat(np.asarray(Image.fromarray(rgb).convert("L"))[..., None], 3, 2),
+        "rgba.png": rgb,
+        "palette.png": np.asarray(Image.open(src / "palette.png").convert("RGB")),
+        "deep16.png": np.repeat(np.rint(deep / 257.0).astype(np.uint8)[..., None], 3, 2),
+    }
+    store = extract_store(src, tmp_path / "x2", 2, workers=1)
+    for i, name in enumerate(store.names):
+        np.testing.assert_array_equal(store.hr(i), expected[name])
+    assert np.asarray(store.hr(store.names.index("deep16.png"))).max() > 200
+
+
+def test_images_smaller_than_the_scale_are_skipped(src, tmp_path):
+    Image.fromarray(_noise(9, 3, 50)).save(src / "thin.png")
+    store = extract_store(src, tmp_path / "x4", 4, workers=1)
+    assert "thin.png" not in store.names and len(store) == 3
+    assert json.loads((tmp_path / "x4" / "index.json").read_text())["skipped"] == ["thin.png"]
+
+
+def test_unreadable_image_is_named_and_leaves_no_store(src, tmp_path):
+    (src / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageReadError, match="0001"):
+        extract_store(src, tmp_path / "x2", 2, workers=1)
+    assert not (tmp_path / "x2").exists() and not list(tmp_path.glob(".x2*"))
+
+
+def test_open_rejects_a_folder_without_index(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"stages\.extract"):
+        PatchStore.open(tmp_path)
+
+
+def test_list_images_sorted_and_filtered(tmp_path):
+    for name in ("b.PNG", "a.jpg", "._a.png", "notes.txt", "c.webp"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "d.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]
+
+
+def test_corrupt_pixels_raise_read_error(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(_noise(0, 64, 64)).save(good)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:300])
+    with warnings.catch_warnings(), pytest.raises(ImageReadError, match=r"cut\.png"):
+        warnings.simplefilter("ignore")
+        load_rgb(cut)
