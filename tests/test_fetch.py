@@ -20,6 +20,7 @@ from claritycore.config import ConfigError
 from claritycore.data.fetch import (
     SAMPLE_DIR,
     Archive,
+    DataParams,
     DownloadPolicy,
     FetchError,
     ImageReadError,
@@ -27,6 +28,7 @@ from claritycore.data.fetch import (
     UnsafeArchiveError,
     fetch,
     fetch_div2k,
+    largest_patch,
 )
 
 FAST = DownloadPolicy(timeout=5.0, retries=3, backoff=0.01, connect_retries=1)
@@ -306,3 +308,19 @@ def test_bad_source_and_missing_root_list_choices(tmp_path):
         fetch("folder", tmp_path, root=None, url="", downloads=tmp_path)
     with pytest.raises(ConfigError, match="train/"):
         fetch("folder", tmp_path / "o", root=tmp_path, url="", downloads=tmp_path)
+
+
+def test_data_params_validated_once():
+    ok = DataParams.from_dict({"source": "folder", "root": "x", "url": "u", "scales": [2, 4]})
+    assert ok.root == Path("x") and ok.scales == (2, 4)
+    assert largest_patch((2, 4)) == 256 and largest_patch((2, 3, 4, 8)) == 512
+    with pytest.raises(ConfigError, match="div2k, sample, folder"):
+        DataParams.from_dict({"source": "web", "root": None, "url": "u", "scales": [4]})
+    with pytest.raises(ConfigError, match="2, 3, 4, 8"):
+        DataParams.from_dict({"source": "sample", "root": None, "url": "u", "scales": [5]})
+    with pytest.raises(ConfigError, match="url"):
+        DataParams.from_dict({"source": "sample", "root": None, "scales": [4]})
+    with pytest.raises(ConfigError, match="mirror"):
+        DataParams.from_dict(
+            {"source": "sample", "root": None, "url": "u", "scales": [4], "mirror": 1}
+        )

@@ -6,6 +6,7 @@ and are unpacked only once verified, into a temporary folder renamed into place.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import re
@@ -34,7 +35,7 @@ from rich.progress import (
 )
 
 from claritycore import __version__
-from claritycore.config import ConfigError
+from claritycore.config import ConfigError, check_fields
 from claritycore.data.images import ImageReadError, image_size, list_images, read_rgb, save_png
 
 SOURCES = ("div2k", "sample", "folder")
@@ -75,6 +76,49 @@ class DownloadPolicy:
     retries: int = 5
     backoff: float = 2.0
     connect_retries: int = 1
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """params.yaml's `data` section, validated once where a stage reads it."""
+
+    source: str
+    root: Path | None
+    url: str
+    scales: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source is {self.source!r}; choose one of {', '.join(SOURCES)}")
+        if self.source == "folder" and self.root is None:
+            raise ConfigError(
+                "data.source: folder needs data.root, a folder holding train/ and valid/"
+            )
+        if not self.scales or any(s not in (2, 3, 4, 8) for s in self.scales):
+            raise ConfigError(f"data.scales is {list(self.scales)}; use some of 2, 3, 4, 8")
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> DataParams:
+        check_fields(cls, dict(values))
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+        if missing:
+            raise ConfigError(f"params.yaml `data` lacks {', '.join(missing)}")
+        root = values["root"]
+        return cls(
+            source=values["source"],
+            root=None if root is None else Path(root),
+            url=values["url"],
+            scales=tuple(values["scales"]),
+        )
+
+
+def largest_patch(scales: tuple[int, ...]) -> int:
+    """The largest HR patch side of any preset at one of `scales` (images below it are dropped
+    from a `folder` source: no preset could crop them)."""
+    from claritycore.presets import PRESETS  # imports torch; only the folder source needs it
+
+    sizes = [p.training.patch_size for p in PRESETS.values() if p.model.scale in scales]
+    return max(sizes, default=0)
 
 
 class FetchError(RuntimeError):

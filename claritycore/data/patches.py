@@ -27,13 +27,31 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from claritycore.config import ConfigError, check_fields
 from claritycore.data.fetch import console, staged_dir
 from claritycore.data.images import image_size, list_images, read_rgb
+from claritycore.models import SCALES
 from claritycore.resize import imresize, modcrop
 
 FORMAT = "claritycore-patch-store"
 VERSION = 1
 HR_FILE, LR_FILE, INDEX_FILE = "hr.u8", "lr.u8", "index.json"
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    """params.yaml's `extract` section."""
+
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"extract.workers is {self.workers!r}; use an integer >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ExtractParams:
+        check_fields(cls, values)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -176,8 +194,8 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
     output bytes depend only on the input pixels.
     """
     src, dest = Path(src), Path(dest)
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    if scale not in SCALES:
+        raise ConfigError(f"scale {scale!r} is not supported; choose one of {SCALES}")
     paths = list_images(src)
     if not paths:
         raise FileNotFoundError(f"no images in {src}; run `python -m stages.fetch` first")
