@@ -74,6 +74,14 @@ def teardown(info: Dist) -> None:
         dist.destroy_process_group()
 
 
+def mean_over_ranks(tensor: torch.Tensor, info: Dist) -> torch.Tensor:
+    """`tensor` averaged over all ranks (in place); itself when there is one process."""
+    if info.enabled:
+        dist.all_reduce(tensor)
+        tensor /= info.world_size
+    return tensor
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -319,7 +319,9 @@ def _run(
             if step % options.log_every == 0 or step == cfg.steps:
                 check_finite()
                 now = time.perf_counter()
-                total, good = loss_sum.item(), good_steps.item()
+                # Every rank reaches this step: average the loss sums over the global batch.
+                sums = distributed.mean_over_ranks(torch.stack([loss_sum, good_steps]), dist)
+                total, good = sums.tolist()
                 elapsed, done = now - tick, step - tick_step
                 row = {
                     "train/lr": lr,

@@ -1,0 +1,196 @@
+"""The trainer in-process: loss falls, LR schedule, bf16 autocast, NaN guard, config-keyed resume.
+
+Helpers here (`tiny_store`, `tiny_experiment`, `quick_options`) are shared by the other
+`test_train_*` files.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from claritycore.data.patches import extract_store
+from claritycore.presets import ExperimentConfig, resolve
+from claritycore.training import NonFiniteLossError, RunOptions, lr_at, train, trainer
+from claritycore.training import checkpoint as ckpt
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, spinning OpenMP threads that wait on
+    each other make tiny steps ~10x slower; results are also independent of the core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_images(folder: Path, count: int = 3, size: int = 48) -> Path:
+    """Smooth synthetic RGB images (gradients plus a few shapes), deterministic."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(count):
+        planes = [np.sin(2 * math.pi * (xx * (c + 1) + yy * (i + 1)) + c) for c in range(3)]
+        pixels = (np.stack(planes, -1) * 100 + 128 + rng.normal(0, 5, (size, size, 3))).clip(0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def tiny_store(root: Path, scale: int = 2) -> Path:
+    """A patch store of three 48×48 synthetic images."""
+    store = root / f"store_x{scale}"
+    if not (store / "index.json").exists():
+        extract_store(tiny_images(root / "images"), store, scale, workers=1)
+    return store
+
+
+def tiny_experiment(**overrides) -> ExperimentConfig:
+    values = {"steps": 6, "batch_size": 4, "patch_size": 16, **TINY, **overrides}
+    return resolve("rrdbnet-litex2", values)
+
+
+def quick_options(**changes) -> RunOptions:
+    values = {"workers": 0, "device": "cpu", "log_every": 1, "save_every": 3, "val_every": 1000}
+    return RunOptions(**{**values, **changes})
+
+
+def run(tmp: Path, experiment: ExperimentConfig, options: RunOptions, store: Path, **kw) -> Path:
+    return train(
+        experiment,
+        train_store=store,
+        val_dir=kw.get("val_dir"),
+        output=tmp / "model.pt",
+        checkpoint_dir=kw.get("checkpoint_dir", tmp / "ckpt"),
+        options=options,
+        live_dir=kw.get("live_dir"),
+    )
+
+
+def history(checkpoint_dir: Path, experiment: ExperimentConfig) -> list[dict]:
+    return ckpt.load_latest(checkpoint_dir, experiment.config_hash())["history"]
+
+
+def test_loss_falls_on_sample_crops(tmp_path):
+    """The lite ×2 preset's model on crops of the bundled sample images learns within 24 steps."""
+    images = tmp_path / "sample"
+    images.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(SAMPLE / "train" / name, images)
+    store = tmp_path / "store"
+    extract_store(images, store, 2, workers=1)
+    # The preset's model and lr; constant lr so a short run is not cut short by the decay.
+    overrides = {"steps": 24, "batch_size": 4, "patch_size": 32, "scheduler": "constant"}
+    experiment = resolve("rrdbnet-litex2", overrides)
+    options = quick_options(log_every=4, save_every=24)
+    run(tmp_path, experiment, options, store)
+    losses = [row["train/loss"] for row in history(tmp_path / "ckpt", experiment)]
+    assert len(losses) == 6
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_lr_schedule_is_a_function_of_the_step():
+    cosine = tiny_experiment(steps=100, lr=1e-3, min_lr=1e-5, warmup_steps=10).training
+    assert lr_at(0, cosine) == pytest.approx(1e-4)
+    assert lr_at(10, cosine) == pytest.approx(1e-3)
+    assert lr_at(55, cosine) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert lr_at(100, cosine) == pytest.approx(1e-5)
+    multi = tiny_experiment(
+        steps=100, lr=1.0, scheduler="multistep", milestones=[0.5, 0.8]
+    ).training
+    assert [lr_at(s, multi) for s in (49, 50, 79, 80)] == [1.0, 0.5, 0.5, 0.25]
+
+
+def test_bf16_autocast_on_cpu(tmp_path, monkeypatch):
+    """amp_dtype=bf16 runs the forward in bfloat16 on the CPU and still trains."""
+    seen = []
+    build = trainer.AutoModel.from_config
+
+    def spying_build(config):
+        model = build(config)
+        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        return model
+
+    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    experiment = tiny_experiment()
+    run(tmp_path, experiment, quick_options(amp_dtype="bf16"), tiny_store(tmp_path))
+    assert seen and set(seen) == {torch.bfloat16}
+    rows = history(tmp_path / "ckpt", experiment)
+    assert all(math.isfinite(r["train/loss"]) for r in rows) and len(rows) == 6
+
+
+def test_nan_loss_is_skipped_once_and_stops_when_it_persists(tmp_path, monkeypatch):
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=12)
+    calls = {"n": 0}
+    bad_steps: set[int] = {2}
+
+    def poisoned_l1(sr, hr):
+        calls["n"] += 1
+        loss = torch.nn.functional.l1_loss(sr, hr)
+        return loss * math.nan if calls["n"] - 1 in bad_steps else loss
+
+    monkeypatch.setitem(trainer.LOSSES, "l1", poisoned_l1)
+    run(tmp_path / "once", experiment, quick_options(save_every=4), store)
+    rows = history(tmp_path / "once" / "ckpt", experiment)
+    assert [r["train/skipped_steps"] for r in rows] == [0, 0, 1] + [0] * 9
+    final = ckpt.load_latest(tmp_path / "once" / "ckpt", experiment.config_hash())
+    assert all(torch.isfinite(t).all() for t in final["model"].values())
+
+    calls["n"], bad_steps = 0, set(range(5, 100))
+    options = quick_options(save_every=4, max_nonfinite=3)
+    with pytest.raises(NonFiniteLossError, match="inf/NaN for 3 steps"):
+        run(tmp_path / "stops", experiment, options, store)
+    saved = ckpt.list_checkpoints(tmp_path / "stops" / "ckpt")
+    assert [step for step, _ in saved] == [4]
+    last_good = ckpt.load_latest(tmp_path / "stops" / "ckpt", experiment.config_hash())
+    assert all(torch.isfinite(t).all() for t in last_good["model"].values())
+
+
+def test_changed_config_never_resumes_and_same_config_does(tmp_path):
+    store, first = tiny_store(tmp_path), tiny_experiment(steps=4)
+    run(tmp_path, first, quick_options(save_every=2), store)
+    done = history(tmp_path / "ckpt", first)
+    # Same config: resumes at its final step, trains nothing, keeps the history.
+    run(tmp_path, first, quick_options(save_every=2), store)
+    assert history(tmp_path / "ckpt", first) == done
+    other = tiny_experiment(steps=4, lr=1e-3)
+    with pytest.warns(UserWarning, match="not resuming"):
+        run(tmp_path, other, quick_options(save_every=2), store)
+    assert [r["step"] for r in history(tmp_path / "ckpt", other)] == [1, 2, 3, 4]
+    assert ckpt.load_latest(tmp_path / "ckpt", other.config_hash())["config_hash"] != (
+        first.config_hash()
+    )
+
+
+def test_resume_replays_dvclive_history_from_step_zero(tmp_path):
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
+    live = tmp_path / "live"
+    options = quick_options(save_every=3)
+    val = tiny_images(tmp_path / "valid", count=1, size=40)
+    run(tmp_path, experiment, options, store, live_dir=live, val_dir=val)
+    # As DVC does before a stage runs: outputs deleted; the run resumes from its final checkpoint.
+    shutil.rmtree(live)
+    run(tmp_path, experiment, options, store, live_dir=live, val_dir=val)
+    lines = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().split()
+    assert lines[:2] == ["step", "loss"] and [int(s) for s in lines[2::2]] == [1, 2, 3, 4, 5, 6]
+    summary = (live / "metrics.json").read_text()
+    assert '"psnr_y"' in summary and '"bicubic"' in summary
+
+
+def test_run_options_reject_bad_values():
+    with pytest.raises(ValueError, match="amp_dtype='fp8' is unknown"):
+        RunOptions(amp_dtype="fp8")
+    with pytest.raises(ValueError, match="save_every must be a positive integer"):
+        RunOptions(save_every=0)
+    with pytest.raises(ValueError, match="compile='yes' is invalid"):
+        RunOptions(compile="yes")
+    assert RunOptions(compile="auto").compile is None
