@@ -1,0 +1,285 @@
+"""The DVC pipeline end to end: DVC runs for real on the bundled sample images.
+
+One temporary git repository (a copy of this one) is shared by the e2e tests, which run in
+order: each builds on the cache and experiments of the ones before, as a user's session would.
+A fast check that every stage's dvc.yaml deps cover the code it imports runs without DVC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("fetch", "extract", "resolve", "train", "evaluate")
+
+# The smallest run that still exercises everything: 4 steps of 2 patches of 32 px, validation
+# and a checkpoint every 2 steps, one validation image, no DataLoader workers.
+TINY = {
+    "data.source": "sample",
+    "overrides.steps": 4,
+    "overrides.batch_size": 2,
+    "overrides.patch_size": 32,
+    "train.workers": 0,
+    "train.device": "cpu",
+    "train.log_every": 1,
+    "train.val_every": 2,
+    "train.save_every": 2,
+    "train.val_images": 1,
+    "evaluate.max_images": 1,
+    "evaluate.device": "cpu",
+}
+
+
+def set_args(**changes: Any) -> list[str]:
+    """`-S key=value` arguments for `dvc exp run`: TINY updated with `changes`."""
+    values = {**TINY, **{key.replace("__", "."): value for key, value in changes.items()}}
+    return [arg for key, value in values.items() for arg in ("-S", f"{key}={value}")]
+
+
+class Repo:
+    """A temporary copy of the project as its own git repository, with DVC run inside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "ClarityCore Test",
+            "GIT_AUTHOR_EMAIL": "test@claritycore.invalid",
+            "GIT_COMMITTER_NAME": "ClarityCore Test",
+            "GIT_COMMITTER_EMAIL": "test@claritycore.invalid",
+            "DVC_NO_ANALYTICS": "1",
+            # Stage commands say `python`: make it this interpreter, with its packages.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def run(self, *args: str, timeout: float = 240, check: bool = True) -> str:
+        proc = subprocess.run(
+            args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        output = proc.stdout + proc.stderr
+        if check and proc.returncode:
+            raise AssertionError(f"`{' '.join(args)}` failed ({proc.returncode}):\n{output}")
+        return output
+
+    def dvc(self, *args: str, **kwargs: Any) -> str:
+        return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
+
+    def read_yaml(self, relpath: str) -> Any:
+        return yaml.safe_load((self.path / relpath).read_text())
+
+    def experiments(self) -> dict[str, dict[str, Any]]:
+        """`dvc exp show --json` as {experiment name: its data (params, metrics, ...)}."""
+        rows = json.loads(self.dvc("exp", "show", "--json"))
+        found = {}
+        for baseline in rows:
+            for group in baseline.get("experiments") or []:
+                for rev in group["revs"]:
+                    if rev.get("name"):
+                        found[rev["name"]] = rev["data"]
+        return found
+
+
+def copy_project(dest: Path) -> None:
+    """The files git would ship (tracked, plus untracked ones not ignored) copied to `dest`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+    path = tmp_path_factory.mktemp("pipeline") / "repo"
+    path.mkdir()
+    copy_project(path)
+    repo = Repo(path)
+    repo.run("git", "init", "-q", "-b", "main")
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "ClarityCore snapshot")
+    yield repo
+    # Queue workers are background processes; make sure none outlives the test.
+    repo.dvc("queue", "stop", "--kill", check=False, timeout=60)
+
+
+def metric(data: dict[str, Any], path: str, key: str) -> float:
+    """Metric `key` of file `path`; dvclive nests "val/psnr_y" as {"val": {"psnr_y": ...}}."""
+    value = data["metrics"][path]["data"]
+    for part in key.split("/"):
+        value = value[part]
+    return value
+
+
+def config_param(data: dict[str, Any], section: str, key: str) -> Any:
+    return data["params"]["build/config.yaml"]["data"][section][key]
+
+
+@pytest.mark.e2e
+def test_first_experiment_runs_every_stage(repo: Repo):
+    out = repo.dvc("exp", "run", "-n", "first", "-S", "preset=rrdbnet-litex2", *set_args())
+    for stage in ("fetch", "extract@2", "extract@3", "extract@4", "extract@8", "resolve"):
+        assert f"Running stage '{stage}'" in out, out
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out, out
+    data = repo.experiments()["first"]
+    assert 5.0 < metric(data, "metrics/eval.json", "psnr_y") < 60.0
+    assert config_param(data, "model", "scale") == 2
+    assert config_param(data, "training", "steps") == 4
+    assert config_param(data, "training", "patch_size") == 32
+    assert config_param(data, "model", "num_feat") == 32  # the lite preset's width
+
+
+@pytest.mark.e2e
+def test_new_preset_reuses_data_stages(repo: Repo):
+    out = repo.dvc("exp", "run", "-n", "second", "-S", "preset=rrdbnet-litex4", *set_args())
+    for stage in ("fetch", "extract@2", "extract@3", "extract@4", "extract@8"):
+        assert f"Stage '{stage}' didn't change, skipping" in out, out
+        assert f"Running stage '{stage}'" not in out
+    for stage in ("resolve", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out, out
+    data = repo.experiments()["second"]
+    assert config_param(data, "model", "scale") == 4
+    assert "psnr_y" in data["metrics"]["metrics/eval.json"]["data"]
+
+
+@pytest.mark.e2e
+def test_returning_to_a_config_restores_from_run_cache(repo: Repo):
+    out = repo.dvc("exp", "run", "-n", "third", "-S", "preset=rrdbnet-litex2", *set_args())
+    assert "Running stage 'train'" not in out, out
+    assert "Stage 'train' is cached - skipping run" in out, out
+    assert "Running stage 'evaluate'" not in out, out
+    runs = repo.experiments()
+    first, third = runs["first"], runs["third"]
+    for path, key in (("metrics/eval.json", "psnr_y"), ("dvclive/metrics.json", "val/psnr_y")):
+        assert metric(third, path, key) == metric(first, path, key)
+
+
+@pytest.mark.e2e
+def test_queued_experiments_complete(repo: Repo):
+    for name, steps in (("queued-a", 3), ("queued-b", 5)):
+        args = set_args(overrides__steps=steps)
+        repo.dvc("exp", "run", "--queue", "-n", name, "-S", "preset=rrdbnet-litex4", *args)
+    repo.dvc("queue", "start")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = repo.dvc("queue", "status")
+        if "queued-a" in status and not any(s in status for s in ("Queued", "Running")):
+            break
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    runs = repo.experiments()
+    for name, steps in (("queued-a", 3), ("queued-b", 5)):
+        assert config_param(runs[name], "training", "steps") == steps
+        assert "psnr_y" in runs[name]["metrics"]["metrics/eval.json"]["data"]
+
+
+def read_steps(tsv: Path) -> list[int]:
+    lines = tsv.read_text().splitlines()
+    column = lines[0].split("\t").index("step")
+    return [int(line.split("\t")[column]) for line in lines[1:]]
+
+
+@pytest.mark.e2e
+def test_killed_training_resumes_from_checkpoint(repo: Repo):
+    # Long enough (in steps, not seconds) that the kill lands mid-run; a checkpoint every 5.
+    params = repo.read_yaml("params.yaml")
+    params["preset"] = "rrdbnet-litex2"
+    params["overrides"].update(steps=400, batch_size=2, patch_size=32)
+    params["train"].update(save_every=5, val_every=400, log_every=5)
+    (repo.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo.dvc("repro", "resolve")
+    config_hash = repo.read_yaml("build/config.yaml")["config_hash"]
+    checkpoints = repo.path / "checkpoints" / config_hash
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "train"],
+        cwd=repo.path,
+        env=repo.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill reaches the trainer too
+    )
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step_*.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(checkpoints.glob("step_*.pt")), "no checkpoint appeared"
+    assert not (repo.path / "models" / "model.pt").exists(), "training finished before the kill"
+
+    out = repo.dvc("repro", "train")
+    assert "resuming from step" in out, out
+    resumed_at = int(out.split("resuming from step")[1].split()[0].replace(",", ""))
+    assert 0 < resumed_at < 400
+    # The curves stay continuous from the start: the history was replayed from the checkpoint.
+    steps = read_steps(repo.path / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv")
+    assert steps == list(range(5, 401, 5))
+    assert (repo.path / "models" / "model.pt").exists()
+
+
+@pytest.mark.e2e
+def test_plots_show_renders_training_curves(repo: Repo):
+    plots = json.loads(repo.dvc("plots", "show", "--json"))
+    assert not plots.get("errors"), plots["errors"]
+    rendered = plots["data"]
+    for title in ("Training loss", "Validation PSNR (Y)"):
+        assert title in rendered, list(rendered)
+        assert rendered[title], f"{title} has no data"
+    out = repo.dvc("plots", "show", "-o", "dvc_plots")
+    html = (repo.path / "dvc_plots" / "index.html").read_text()
+    assert "Training loss" in html and "loss" in html, out
+
+
+# Code a stage imports but does not use. extract takes only SCALES from claritycore.models
+# (models/base.py, a dep), yet the package import loads every architecture: an edit to one
+# must not re-extract DIV2K.
+NOT_DEPS = {"extract": ("claritycore/models/auto.py", "claritycore/models/rrdbnet")}
+
+
+def stage_deps() -> dict[str, list[str]]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stages[name]["deps"] for name in STAGES}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_deps_cover_imported_code(stage: str):
+    """Every claritycore file a stage imports is a dep in dvc.yaml, so editing it reruns it."""
+    script = (
+        f"import json, sys, stages.{stage}; "
+        "print(json.dumps([m.__file__ for n, m in sys.modules.items() "
+        "if n.startswith('claritycore') and getattr(m, '__file__', None)]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    deps = [ROOT / d for d in stage_deps()[stage]]
+    assert ROOT / "stages" / f"{stage}.py" in deps
+    imported = [Path(f).resolve().relative_to(ROOT) for f in json.loads(proc.stdout)]
+    exempt = [ROOT / d for d in NOT_DEPS.get(stage, ())]
+    # A package's __init__ only re-exports; the modules it imports are checked on their own.
+    missing = [
+        str(f)
+        for f in imported
+        if f.name != "__init__.py"
+        and not any(d == ROOT / f or d in (ROOT / f).parents for d in deps + exempt)
+    ]
+    assert not missing, f"dvc.yaml stage {stage!r} lacks deps: {missing}"
