@@ -36,3 +36,11 @@ app.command("list", help="Alias of `presets`.")(presets.presets_command)
 app.command("upscale")(inference.upscale_command)
 app.command("evaluate")(inference.evaluate_command)
 app.command("export")(inference.export_command)
+
+# Training: `claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
+from claritycore.cli import train as train_cli  # noqa: E402
+from claritycore.presets import PRESETS  # noqa: E402
+
+app.command("train")(train_cli.train_command)
+for _preset in PRESETS:
+    app.command(_preset)(train_cli.preset_command(_preset))

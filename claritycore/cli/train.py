@@ -109,9 +109,11 @@ def train_command(
     num_block: int | None = typer.Option(None, help="RRDB blocks."),
     num_grow_ch: int | None = typer.Option(None, help="Growth channels of the dense blocks."),
     data: Path | None = typer.Option(None, help="Folder of HR images, or an extracted store."),
-    val_data: Path | None = typer.Option(None, help="HR validation images [valid/ beside data]."),
-    output: Path | None = typer.Option(None, help="Run folder [runs/<name>]."),
-    name: str | None = typer.Option(None, help="Run name [the preset's]."),
+    val_data: Path | None = typer.Option(
+        None, help="HR validation images (default: valid/ beside --data)."
+    ),
+    output: Path | None = typer.Option(None, help="Run folder (default: runs/<name>)."),
+    name: str | None = typer.Option(None, help="Run name (default: the preset)."),
     batch_size: int | None = typer.Option(None, help="Global batch size."),
     steps: int | None = typer.Option(None, help="Training steps."),
     patch_size: int | None = typer.Option(None, help="HR patch side (a multiple of the scale)."),
@@ -128,9 +130,11 @@ def train_command(
     val_every: int | None = typer.Option(None, help="Validate every N steps."),
     val_images: int | None = typer.Option(None, help="Validation images used."),
     log_every: int | None = typer.Option(None, help="Log every N steps."),
-    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="[on for CUDA]"),
+    compile: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="Default: on for CUDA."
+    ),
     channels_last: bool | None = typer.Option(
-        None, "--channels-last/--no-channels-last", help="[on for CUDA]"
+        None, "--channels-last/--no-channels-last", help="Default: on for CUDA."
     ),
     precision: str | None = typer.Option(None, help="Force auto, bf16, fp16 or fp32."),
     resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue a run."),

@@ -1,0 +1,133 @@
+"""`claritycore train` / `claritycore <preset>`: every documented flag reaches the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import one_thread, tiny_images  # noqa: F401
+from typer.testing import CliRunner
+
+from claritycore.cli import app
+from claritycore.cli import train as train_cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def calls(monkeypatch, tmp_path):
+    """Capture what the commands would train with, without training or extracting."""
+    seen = []
+    monkeypatch.setattr(train_cli, "train", lambda experiment, **kw: seen.append((experiment, kw)))
+    monkeypatch.setattr(train_cli, "training_store", lambda data, scale, workers: data)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets" / "DIV2K" / "train").mkdir(parents=True)
+    (tmp_path / "datasets" / "DIV2K" / "valid").mkdir()
+    (tmp_path / "data" / "patches" / "x4").mkdir(parents=True)
+    return seen
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_preset_command_with_overrides(calls):
+    result = invoke("rrdbnetx4", "--batch-size", "8", "--steps", "100000", "--ema")
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert experiment.preset == "rrdbnetx4" and experiment.model.num_block == 23
+    training = experiment.training
+    assert (training.batch_size, training.steps, training.ema) == (8, 100000, True)
+    assert training.patch_size == 256 and training.lr == 2e-4  # untouched preset values
+    assert kw["train_store"] == Path("data/patches/x4")
+    assert kw["output"] == Path("runs/rrdbnetx4/model.pt")
+    assert kw["checkpoint_dir"] == Path("runs/rrdbnetx4/checkpoints") / experiment.config_hash()
+
+
+def test_train_command_documented_example(calls):
+    result = invoke(
+        "train", "--model", "rrdbnet", "--scale", "4", "--num-feat", "64", "--num-block", "23",
+        "--data", "datasets/DIV2K", "--batch-size", "16", "--steps", "400000", "--lr", "2e-4",
+        "--loss", "l1", "--amp", "--name", "my_experiment",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert experiment.preset == "rrdbnetx4"
+    model, training = experiment.model, experiment.training
+    assert (model.scale, model.num_feat, model.num_block) == (4, 64, 23)
+    assert (training.batch_size, training.steps, training.lr) == (16, 400000, 2e-4)
+    assert (training.loss, training.amp) == ("l1", True)
+    assert kw["train_store"] == Path("datasets/DIV2K/train")
+    assert kw["val_dir"] == Path("datasets/DIV2K/valid")
+    assert kw["output"] == Path("runs/my_experiment/model.pt")
+    assert kw["live_dir"] == Path("runs/my_experiment/dvclive")
+
+
+def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
+    result = invoke(
+        "train", "--scale", "2", "--num-feat", "32", "--num-block", "6", "--data",
+        "datasets/DIV2K/train", "--val-data", "elsewhere", "--output", "out", "--patch-size",
+        "64", "--seed", "7", "--workers", "0", "--device", "cpu", "--devices", "2",
+        "--save-every", "11", "--val-every", "13", "--val-images", "3", "--log-every", "5",
+        "--compile", "--no-channels-last", "--no-resume", "--pretrained", "w.pt",
+        "--precision", "bf16", "--no-amp", "--no-ema", "--set", "scheduler=multistep",
+        "--set", "milestones=[0.5, 0.8]", "--loss", "charbonnier",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert experiment.preset == "rrdbnet-litex2"
+    training = experiment.training
+    assert (training.patch_size, training.amp, training.ema) == (64, False, False)
+    assert (training.scheduler, training.milestones) == ("multistep", (0.5, 0.8))
+    assert training.loss == "charbonnier"
+    options = kw["options"]
+    assert (options.seed, options.workers, options.device, options.devices) == (7, 0, "cpu", 2)
+    assert (options.save_every, options.val_every, options.val_images) == (11, 13, 3)
+    assert (options.log_every, options.compile, options.channels_last) == (5, True, False)
+    assert (options.resume, options.pretrained, options.amp_dtype) == (False, Path("w.pt"), "bf16")
+    assert kw["val_dir"] == Path("elsewhere") and kw["output"] == Path("out/model.pt")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--preset", "rrdbnetx5"], "unknown preset 'rrdbnetx5'"),
+        (["train", "--scale", "5"], "unknown preset 'rrdbnetx5'"),
+        (["rrdbnetx4", "--loss", "l3"], "choose one of l1, l2, charbonnier"),
+        (["rrdbnetx4", "--patch-size", "30"], "not a multiple of scale=4"),
+        (["rrdbnetx4", "--steps", "0"], "steps must be a positive integer"),
+        (["rrdbnetx4", "--set", "colour=1"], "unknown override 'colour'"),
+        (["rrdbnetx4", "--set", "steps"], "is not KEY=VALUE"),
+        (["rrdbnetx4", "--precision", "fp8"], "amp_dtype='fp8' is unknown"),
+        (["rrdbnetx4", "--data", "missing"], "--data missing is not a folder"),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(calls, args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split()), result.output
+    assert not calls
+
+
+def test_unknown_preset_command_is_rejected():
+    result = runner.invoke(app, ["rrdbnetx5"])
+    assert result.exit_code == 2 and "No such command" in result.output
+
+
+def test_train_runs_end_to_end_on_a_folder_of_images(tmp_path, monkeypatch):
+    """A folder of HR images is extracted into a store beside it once, then trained on."""
+    monkeypatch.chdir(tmp_path)
+    tiny_images(tmp_path / "set" / "train")
+    tiny_images(tmp_path / "set" / "valid", count=1, size=40)
+    args = [
+        "rrdbnet-litex2", "--num-feat", "8", "--num-block", "1", "--num-grow-ch", "8",
+        "--data", "set/train", "--steps", "3", "--batch-size", "2", "--patch-size", "16",
+        "--workers", "0", "--device", "cpu", "--log-every", "1", "--val-every", "3",
+    ]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "set" / "train_x2" / "index.json").exists()
+    saved = torch.load(tmp_path / "runs" / "rrdbnet-litex2" / "model.pt", weights_only=True)
+    assert (saved["preset"], saved["step"], saved["scale"]) == ("rrdbnet-litex2", 3, 2)
+    assert (tmp_path / "runs" / "rrdbnet-litex2" / "dvclive" / "metrics.json").exists()
