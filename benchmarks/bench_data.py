@@ -10,10 +10,12 @@ otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -49,6 +51,22 @@ def bench_extract(src: Path, work: Path, count: int, workers: int) -> Path:
     return work / "x4"
 
 
+def bench_extract_one(src: Path, work: Path) -> None:
+    """Steady-state cost of one image in one worker (decode, mod-crop, imresize, write), without
+    the pool's start-up; one torch thread, as in the pool's worker processes."""
+    torch.set_num_threads(1)
+    one = work / "one"
+    one.mkdir()
+    shutil.copy(list_images(src)[0], one)
+    for scale in (2, 3, 4, 8):
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            extract_store(one, work / f"one_x{scale}", scale, workers=1)
+            best = min(best, time.perf_counter() - started)
+        print(f"RESULT extract x{scale}, one worker, steady state: {1 / best:.2f} images/s")
+
+
 def bench_loader(store: Path, batches: int, workers: int) -> None:
     batch, patch = 16, 256  # the rrdbnetx4 preset
     dataset = PairedPatchDataset(store, patch_size=patch, seed=0, length=batch * (batches + 40))
@@ -78,6 +96,7 @@ def main() -> None:
         make_images(work / "src", args.images)
         store = bench_extract(work / "src", work, args.images, args.workers)
         bench_loader(store, args.batches, args.workers)
+        bench_extract_one(work / "src", work)  # last: it sets this process to one thread
 
 
 if __name__ == "__main__":
