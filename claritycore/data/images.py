@@ -64,10 +64,16 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
     """
     path = Path(path)
     with _open(path) as img:
+        # Pillow decodes 16-bit-per-channel colour PNGs to mode RGB(A) keeping the high byte;
+        # only the raw mode of the file's data shows the depth.
+        rawmode = img.tile[0][3] if img.tile and img.format == "PNG" else None
+        deep = isinstance(rawmode, str) and rawmode.endswith(";16B")
         try:
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             note = None if mode == "RGB" else f"{path.name}: {mode} converted to 8-bit RGB"
+            if deep:
+                note = f"{path.name}: 16-bit {mode} reduced to 8-bit RGB (high byte kept)"
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 gray = _high_depth_to_uint8(img)
                 pixels = np.repeat(gray[..., None], 3, axis=2)
