@@ -37,6 +37,10 @@ def atomic_torch_save(payload: Any, path: Path) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600 files; give the permissions a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
