@@ -11,9 +11,8 @@ import typer
 import yaml
 
 from claritycore.config import ConfigError
-from claritycore.data.fetch import console
 from claritycore.data.images import ImageReadError
-from claritycore.data.patches import ExtractParams, extract_store
+from claritycore.data.patches import ExtractParams, console, extract_store
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

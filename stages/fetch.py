@@ -12,7 +12,8 @@ import typer
 import yaml
 
 from claritycore.config import ConfigError
-from claritycore.data.fetch import DataParams, FetchError, console, fetch, largest_patch
+from claritycore.data.download import FetchError, console
+from claritycore.data.fetch import DataParams, fetch, largest_patch
 from claritycore.data.images import ImageReadError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -17,19 +17,15 @@ import pytest
 from PIL import Image
 
 from claritycore.config import ConfigError
-from claritycore.data.fetch import (
-    SAMPLE_DIR,
+from claritycore.data.download import (
     Archive,
-    DataParams,
     DownloadPolicy,
     FetchError,
-    ImageReadError,
     UnreachableError,
     UnsafeArchiveError,
-    fetch,
-    fetch_div2k,
-    largest_patch,
 )
+from claritycore.data.fetch import SAMPLE_DIR, DataParams, fetch, fetch_div2k, largest_patch
+from claritycore.data.images import ImageReadError
 
 FAST = DownloadPolicy(timeout=5.0, retries=3, backoff=0.01, connect_retries=1)
 

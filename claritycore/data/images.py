@@ -1,8 +1,11 @@
-"""Reading HR images as 8-bit RGB, whatever mode they were saved in."""
+"""Reading HR images as 8-bit RGB, whatever mode they were saved in; writing image folders."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +106,26 @@ def load_rgb(path: Path) -> np.ndarray:
 def save_png(pixels: np.ndarray, path: Path) -> None:
     """Write HxWx3 uint8 pixels as a PNG (deterministic bytes for identical pixels)."""
     Image.fromarray(np.ascontiguousarray(pixels)).save(path, format="PNG")
+
+
+@contextmanager
+def staged_dir(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside `dest` that replaces `dest` only if the block succeeds.
+
+    A crash leaves at most a hidden `.<name>.partial` folder (removed by the next run), never
+    a half-written `dest` that looks complete.
+    """
+    tmp = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,14 +29,15 @@ from rich.progress import (
 )
 
 from claritycore.config import ConfigError, check_fields
-from claritycore.data.fetch import console, staged_dir
-from claritycore.data.images import image_size, list_images, read_rgb
+from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
 from claritycore.models import SCALES
 from claritycore.resize import imresize, modcrop
 
 FORMAT = "claritycore-patch-store"
 VERSION = 1
 HR_FILE, LR_FILE, INDEX_FILE = "hr.u8", "lr.u8", "index.json"
+
+console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
