@@ -194,3 +194,19 @@ def test_run_options_reject_bad_values():
     with pytest.raises(ValueError, match="compile='yes' is invalid"):
         RunOptions(compile="yes")
     assert RunOptions(compile="auto").compile is None
+
+
+def test_pretrained_weights_initialise_the_model(tmp_path):
+    store = tiny_store(tmp_path)
+    run(tmp_path / "a", tiny_experiment(steps=3), quick_options(), store)
+    source = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    # One step at a negligible lr: the result must sit on the pretrained weights.
+    tuned = tiny_experiment(steps=1, lr=1e-12, scheduler="constant")
+    options = quick_options(pretrained=tmp_path / "a" / "model.pt")
+    run(tmp_path / "b", tuned, options, store)
+    result = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
+    for name, tensor in source.items():
+        torch.testing.assert_close(result[name], tensor, rtol=0, atol=1e-9, msg=name)
+    wider = tiny_experiment(steps=1, num_feat=12)
+    with pytest.raises(ValueError, match="does not fit this run"):
+        run(tmp_path / "c", wider, options, store)

@@ -1,0 +1,187 @@
+"""Training-step speed: our trainer vs a plain eager fp32 step of the same network.
+
+    python -m benchmarks.bench_train                      # CPU: reduced batch/patch
+    python -m benchmarks.bench_train --batch-size 16 --patch-size 256   # a GPU, preset sizes
+
+"Ours" is `claritycore.training.train` itself (its logged step time, after a warm-up
+interval); "plain" is the textbook loop (eager, fp32, foreach Adam, `.item()` each step) on
+the same data loader. FLOPs per step are counted from the architecture (conv multiply-adds
+via forward hooks, ×2 FLOP per MAC, ×3 for forward + backward), so a GPU run reports its
+fraction of the bf16 peak (H200: ~790 TFLOP/s dense).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.data import DataLoader
+
+from claritycore.data.dataset import PairedPatchDataset
+from claritycore.data.patches import extract_store
+from claritycore.models import AutoModel
+from claritycore.presets import ExperimentConfig, resolve
+from claritycore.training import RunOptions, train
+from claritycore.training import checkpoint as ckpt
+
+H200_BF16_TFLOPS = 790.0
+PRESETS = ("rrdbnet-litex4", "rrdbnetx4")
+
+
+def conv_macs(model: nn.Module, lr_side: int, channels: int = 3) -> int:
+    """Multiply-adds of every Conv2d in one forward pass of a (1, C, side, side) input."""
+    total = 0
+
+    def hook(module: nn.Conv2d, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, channels, lr_side, lr_side))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def train_flops_per_step(experiment: ExperimentConfig) -> float:
+    """Forward + backward FLOPs of one step: 2 FLOP per MAC, backward ≈ 2× forward."""
+    model = AutoModel.from_config(experiment.model)
+    lr_side = experiment.training.patch_size // experiment.model.scale
+    return 3 * 2 * conv_macs(model, lr_side) * experiment.training.batch_size
+
+
+def synthetic_store(root: Path, scale: int) -> Path:
+    """Four 512² noisy-gradient images packed as a store (the data only has to be realistic
+    in size; speed does not depend on content)."""
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        ramp = np.linspace(0, 255, 512)[None, :, None] * np.ones((512, 1, 3))
+        pixels = (ramp + rng.normal(0, 20, (512, 512, 3))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    extract_store(images, root / f"store_x{scale}", scale, workers=1)
+    return root / f"store_x{scale}"
+
+
+def ours_step_ms(experiment, store: Path, root: Path, steps: int, options: RunOptions) -> float:
+    """Step time of our trainer over its second logging interval (the first is the warm-up)."""
+    run_dir = Path(tempfile.mkdtemp(dir=root))
+    train(
+        experiment,
+        train_store=store,
+        val_dir=None,
+        output=run_dir / "model.pt",
+        checkpoint_dir=run_dir / "ckpt",
+        options=options,
+    )
+    rows = ckpt.load_latest(run_dir / "ckpt", experiment.config_hash())["history"]
+    return rows[-1]["train/step_ms"]
+
+
+def plain_step_ms(experiment, store: Path, steps: int, device: torch.device, workers: int) -> float:
+    """The textbook loop: eager fp32, default Adam, L1, `.item()` every step."""
+    torch.manual_seed(0)
+    cfg = experiment.training
+    model = AutoModel.from_config(experiment.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
+    dataset = PairedPatchDataset(store, patch_size=cfg.patch_size, seed=0, length=10**6)
+    loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers))
+    times = []
+    for _ in range(2 * steps):
+        start = time.perf_counter()
+        lr_images, hr_images = (t.to(device).float() / 255 for t in next(loader))
+        loss = nn.functional.l1_loss(model(lr_images), hr_images)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        times.append(time.perf_counter() - start)
+    return 1000 * sum(times[steps:]) / steps
+
+
+def main(
+    batch_size: int = typer.Option(None, help="Global batch [CPU: 4 lite / 2 full; GPU: preset]."),
+    patch_size: int = typer.Option(None, help="HR patch side [CPU: 64; GPU: the preset's]."),
+    steps: int = typer.Option(3, help="Measured steps per run (after as many warm-up steps)."),
+    repeats: int = typer.Option(2, help="Interleaved repeats; the median is reported."),
+    workers: int = typer.Option(1, help="Data loader workers for both loops."),
+    presets: list[str] = typer.Option(list(PRESETS), "--preset", help="Presets to measure."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
+) -> None:
+    """Step time, patches/s and FLOP rate of our training step vs a plain eager fp32 step."""
+    console = Console()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        stores: dict[int, Path] = {}
+        for name in presets:
+            full = not name.startswith("rrdbnet-lite")
+            overrides = {"steps": 2 * steps, "scheduler": "constant"}
+            if not cuda:
+                overrides |= {"batch_size": 2 if full else 4, "patch_size": 64}
+            overrides |= {k: v for k, v in (("batch_size", batch_size), ("patch_size", patch_size))
+                          if v is not None}  # fmt: skip
+            experiment = resolve(name, overrides)
+            scale = experiment.model.scale
+            if scale not in stores:
+                stores[scale] = synthetic_store(root / f"x{scale}", scale)
+            options = RunOptions(workers=workers, log_every=steps, save_every=10**9, resume=False)
+            ours, plain = [], []
+            for _ in range(repeats):
+                ours.append(ours_step_ms(experiment, stores[scale], root, steps, options))
+                plain.append(plain_step_ms(experiment, stores[scale], steps, device, workers))
+            flops = train_flops_per_step(experiment)
+            row = {
+                "preset": name,
+                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "batch_size": experiment.training.batch_size,
+                "patch_size": experiment.training.patch_size,
+                "ours_step_ms": statistics.median(ours),
+                "plain_step_ms": statistics.median(plain),
+                "tflop_per_step": flops / 1e12,
+            }
+            for kind in ("ours", "plain"):
+                seconds = row[f"{kind}_step_ms"] / 1000
+                row[f"{kind}_patches_per_s"] = experiment.training.batch_size / seconds
+                row[f"{kind}_tflops"] = flops / seconds / 1e12
+            if cuda:
+                row["ours_fraction_of_h200_bf16_peak"] = row["ours_tflops"] / H200_BF16_TFLOPS
+            results.append(row)
+
+    table = Table(title=f"training step on {results[0]['device']}")
+    for column in ("preset", "batch×patch", "ours ms", "plain ms", "ours patch/s", "TFLOP/step",
+                   "ours TFLOP/s", "speed-up"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "preset" else "right")
+    for row in results:
+        table.add_row(
+            row["preset"],
+            f"{row['batch_size']}×{row['patch_size']}²",
+            f"{row['ours_step_ms']:.1f}",
+            f"{row['plain_step_ms']:.1f}",
+            f"{row['ours_patches_per_s']:.2f}",
+            f"{row['tflop_per_step']:.4f}",
+            f"{row['ours_tflops']:.4f}",
+            f"{row['plain_step_ms'] / row['ours_step_ms']:.2f}×",
+        )
+    console.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)
