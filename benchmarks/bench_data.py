@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.fetch import SAMPLE_DIR
@@ -75,14 +75,22 @@ def bench_loader(store: Path, batches: int, workers: int) -> None:
     for _ in range(20):  # workers start and fill their prefetch queues
         lr, hr = next(it)
     assert lr.shape == (batch, 3, 64, 64) and hr.shape == (batch, 3, 256, 256)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(it)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"RESULT loader rrdbnetx4: {batches * batch / elapsed:.0f} patches/s "
-        f"(batch {batch}, {patch}px HR / {patch // 4}px LR, 8 orientations, {workers} workers)"
+        f"(batch {batch}, {patch}px HR / {patch // 4}px LR, 8 orientations, {workers} workers); "
+        f"main process receiving batches: {1000 * cpu / batches:.2f} ms CPU per batch"
     )
+    # CPU time is what a busy machine does not distort: one core's worth of samples + collate.
+    torch.set_num_threads(1)
+    cpu = time.process_time()
+    for k in range(batches):
+        default_collate([dataset[k * batch + j] for j in range(batch)])
+    cpu = time.process_time() - cpu
+    print(f"RESULT loader rrdbnetx4, per core (CPU time): {batches * batch / cpu:.0f} patches/s")
 
 
 def main() -> None:
