@@ -11,8 +11,9 @@ from claritycore.inference import upscale, upscale_tensor
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.resize import imresize
 
-# num_block=1 gives a receptive field of about 19 LR pixels each side: tile_pad=24 covers it.
-FULL_PAD = 24
+# num_block=1: beyond ~12 LR pixels an input pixel moves the output by < 1e-6 (the 0.2
+# residual scaling damps the far field), so tile_pad=12 covers the receptive field.
+FULL_PAD = 12
 
 
 def tiny(scale: int = 4, upsampler: str = "pixelshuffle", seed: int = 0) -> torch.nn.Module:
@@ -29,11 +30,11 @@ def tiny(scale: int = 4, upsampler: str = "pixelshuffle", seed: int = 0) -> torc
 def test_tiled_equals_whole_image(scale: int, upsampler: str) -> None:
     model = tiny(scale, upsampler)
     # Odd sides that the tile does not divide; x2 nearest also exercises the unshuffle grid.
-    x = torch.rand(3, 37, 29, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(3, 45, 39, generator=torch.Generator().manual_seed(1))
     whole = upscale_tensor(model, x, tile=0)
-    assert whole.shape == (37 * scale, 29 * scale, 3)
-    tiled = upscale_tensor(model, x, tile=10, tile_pad=FULL_PAD, progress=False)
-    batched = upscale_tensor(model, x, tile=7, tile_pad=FULL_PAD, batch_size=3, progress=False)
+    assert whole.shape == (45 * scale, 39 * scale, 3)
+    tiled = upscale_tensor(model, x, tile=16, tile_pad=FULL_PAD, progress=False)
+    batched = upscale_tensor(model, x, tile=11, tile_pad=FULL_PAD, batch_size=4, progress=False)
     assert np.abs(tiled - whole).max() < 1e-5
     assert np.abs(batched - whole).max() < 1e-5
 
