@@ -118,21 +118,28 @@ def _resize(src: torch.Tensor, dst: torch.Tensor, scale: float, dtype: torch.dty
     ww = torch.from_numpy(weights_w).to(device, dtype)
     x = src.reshape(planes, h, w * m)
     mid = torch.empty(planes, out_h, w * m, dtype=dtype, device=device)
-    for b, s in enumerate(start_h.tolist()):
-        first = b * block_h
-        n = min(block_h, out_h - first)
-        mid[:, first : first + n] = wh[b, :n] @ x[:, s : s + span_h].to(dtype)
+    for p in range(planes):
+        for b, s in enumerate(start_h.tolist()):
+            first = b * block_h
+            n = min(block_h, out_h - first)
+            rows = x[p, s : s + span_h].to(dtype)
+            torch.mm(wh[b, :n], rows, out=mid[p, first : first + n])
     if dst.dtype == torch.uint8:
         _round_uint8(mid)
-    rows = mid.view(planes * out_h, w * m)
+    mid = mid.view(planes * out_h, w * m)
     out = dst.view(planes * out_h, out_w * m)
     for b, s in enumerate(start_w.tolist()):
         first = b * block_w
         n = min(block_w, out_w - first)
-        cols = rows[:, s * m : (s + span_w) * m] @ ww[b, :, : n * m]
-        if dst.dtype == torch.uint8:
-            _round_uint8(cols)
-        out[:, first * m : (first + n) * m] = cols
+        cols = mid[:, s * m : (s + span_w) * m]
+        target = out[:, first * m : (first + n) * m]
+        if dst.dtype == dtype:
+            # BLAS writes the strided column slice in place: no temporary, no copy.
+            torch.mm(cols, ww[b, :, : n * m], out=target)
+        elif dst.dtype == torch.uint8:
+            target.copy_(_round_uint8(cols @ ww[b, :, : n * m]))
+        else:
+            target.copy_(cols @ ww[b, :, : n * m])
 
 
 def imresize(img: Image, scale: float) -> Image:

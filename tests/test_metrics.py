@@ -132,3 +132,12 @@ def test_matches_basicsr(pair, y_channel, crop):
     assert psnr(a, b, **kw) == pytest.approx(float(ref[f"psnr_{key}"]), abs=1e-6)
     assert ssim(a, b, **kw) == pytest.approx(float(ref[f"ssim_{key}"]), abs=1e-6)
     assert psnr(_chw(a), _chw(b), **kw).item() == pytest.approx(float(ref[f"psnr_{key}"]), abs=1e-6)
+
+
+def test_inputs_are_not_modified():
+    a, b = _chw(_image(seed=3)), _chw(_image(seed=4))
+    a0, b0 = a.clone(), b.clone()
+    for metric in (psnr, ssim):
+        metric(a, b, y_channel=True)
+        metric(a, b)
+    assert torch.equal(a, a0) and torch.equal(b, b0)
