@@ -141,6 +141,9 @@ def test_first_experiment_runs_every_stage(repo: Repo):
     for stage in ("fetch", "extract@2", "extract@3", "extract@4", "extract@8", "resolve"):
         assert f"Running stage '{stage}'" in out, out
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out, out
+    # The cache link type: the patch store is linked to the DVC cache, not copied beside it.
+    store = repo.path / "data" / "patches" / "x2" / "index.json"
+    assert store.is_symlink() or store.stat().st_nlink >= 2
     data = repo.experiments()["first"]
     assert 5.0 < metric(data, "metrics/eval.json", "psnr_y") < 60.0
     assert config_param(data, "model", "scale") == 2
@@ -300,3 +303,8 @@ def test_stage_deps_cover_imported_code(stage: str):
         and not any(d == ROOT / f or d in (ROOT / f).parents for d in deps + exempt)
     ]
     assert not missing, f"dvc.yaml stage {stage!r} lacks deps: {missing}"
+    # And no code dep it does not import: an edit there would rerun the stage for nothing.
+    used = [ROOT / f for f in imported]
+    code = [d for d in deps if d.is_relative_to(ROOT / "claritycore")]
+    unused = [str(d) for d in code if not any(d == f or d in f.parents for f in used)]
+    assert not unused, f"dvc.yaml stage {stage!r} has deps it does not import: {unused}"
