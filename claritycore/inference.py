@@ -71,11 +71,20 @@ class _Window:
 
 
 def _starts(size: int, tile: int, pad: int) -> Iterator[tuple[int, int, int]]:
-    """(window start, core start, core end) along one axis; windows are min(size, tile+2pad)."""
-    window = min(size, tile + 2 * pad)
-    for core in range(0, size, tile):
-        start = min(max(core - pad, 0), size - window)
-        yield start, core, min(core + tile, size)
+    """(window start, core start, core end) along one axis, for windows of tile + 2 * pad.
+
+    The first and last windows touch the image border, so their cores can be tile + pad wide:
+    a side that fits in one window is one window, not a few overlapping ones.
+    """
+    window = tile + 2 * pad
+    if size <= window:
+        yield 0, 0, size
+        return
+    core, end = 0, tile + pad
+    while size - core > tile + pad:
+        yield max(core - pad, 0), core, end
+        core, end = end, end + tile
+    yield size - window, core, size
 
 
 def _windows(height: int, width: int, tile: int, pad: int) -> list[_Window]:
