@@ -24,16 +24,6 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, spinning OpenMP threads that wait on
-    each other make tiny steps ~10x slower; results are also independent of the core count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_images(folder: Path, count: int = 3, size: int = 48) -> Path:
     """Smooth synthetic RGB images (gradients plus a few shapes), deterministic."""
     folder.mkdir(parents=True, exist_ok=True)

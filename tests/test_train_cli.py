@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import one_thread, tiny_images  # noqa: F401
+from test_train import tiny_images
 from typer.testing import CliRunner
 
 from claritycore.cli import app

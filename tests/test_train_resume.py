@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import torch
-from test_train import one_thread, quick_options, run, tiny_experiment, tiny_store  # noqa: F401
+from test_train import quick_options, run, tiny_experiment, tiny_store
 
 from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
