@@ -149,8 +149,7 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, scaler, found_inf: torch.T
 
 
 def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    load = getattr(weights, "load_weights", weights.load_model)
-    pretrained, _ = load(path)
+    pretrained, _ = weights.load_weights(path)
     try:
         model.load_state_dict(pretrained.state_dict())
     except RuntimeError as error:
