@@ -41,13 +41,33 @@ def preset_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The preset table as Markdown: README.md embeds it, and a test keeps the two equal."""
+    lines = [
+        "| preset | scale | features | blocks | growth | params | steps | batch | patch | lr "
+        "| loss | AMP | EMA |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [f"`{row['name']}`", f"{row['scale']}×", row["num_feat"], row["num_block"]]
+        cells += [row["num_grow_ch"], f"{row['params']:,}", f"{row['steps']:,}"]
+        cells += [row["batch_size"], f"{row['patch_size']}²", f"{row['lr']:g}"]
+        cells += [row["loss"].upper(), "✓" if row["amp"] else "✗", "✓" if row["ema"] else "✗"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
 def presets_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    as_markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
 ) -> None:
     """List the training presets with their exact parameter counts."""
     rows = preset_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
+        return
+    if as_markdown:
+        typer.echo(markdown_table(rows))
         return
     table = Table(title="ClarityCore presets", box=box.SIMPLE_HEAD)
     columns = ["preset", "model", "scale", "features", "blocks", "growth", "params"]
