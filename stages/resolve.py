@@ -20,8 +20,8 @@ HEADER = "# Written by `python -m stages.resolve` from params.yaml; edit params.
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def read_params(path: Path) -> tuple[str, dict]:
-    """`preset` and `overrides` from the params file, or a ConfigError saying what is wrong."""
+def read_params(path: Path) -> tuple[str, dict, list[int]]:
+    """`preset`, `overrides` and `data.scales` from the params file, or a ConfigError."""
     if not path.is_file():
         raise ConfigError(f"{path} not found; run from the repository root")
     params = yaml.safe_load(path.read_text()) or {}
@@ -31,7 +31,10 @@ def read_params(path: Path) -> tuple[str, dict]:
     overrides = params.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{path}: `overrides` must be a mapping of key: value, got {overrides!r}")
-    return preset, overrides
+    scales = (params.get("data") or {}).get("scales")
+    if not isinstance(scales, list):
+        raise ConfigError(f"{path}: `data.scales` must be a list such as [2, 3, 4, 8]")
+    return preset, overrides, scales
 
 
 @app.command()
@@ -42,7 +45,15 @@ def main(
     """Merge the preset with its overrides, validate, and write the resolved config."""
     console = Console(stderr=True)
     try:
-        experiment = resolve(*read_params(params))
+        preset, overrides, scales = read_params(params)
+        experiment = resolve(preset, overrides)
+        # Caught here, not after `extract` has run: train reads data/patches/x<scale>.
+        if experiment.model.scale not in scales:
+            raise ConfigError(
+                f"{experiment.preset} trains at scale {experiment.model.scale}, but data.scales "
+                f"is {scales}, so no patches are extracted for it; add {experiment.model.scale} "
+                "to data.scales or choose a preset with one of those scales"
+            )
     except ConfigError as err:
         console.print(f"[red]resolve failed:[/red] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None

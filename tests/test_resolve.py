@@ -81,6 +81,17 @@ def test_invalid_value_names_choices(tmp_path):
     assert "l1, l2, charbonnier" in result.output
 
 
+def test_scale_without_extracted_patches_is_refused(tmp_path):
+    params = write_params(tmp_path, "rrdbnet-litex8")
+    values = yaml.safe_load(params.read_text())
+    values["data"]["scales"] = [2, 4]
+    params.write_text(yaml.safe_dump(values))
+    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "scale 8" in result.output and "data.scales" in result.output
+    assert not (tmp_path / "c").exists()
+
+
 def test_error_exits_without_traceback(tmp_path):
     params = write_params(tmp_path, "rrdbnet-litex4", patch_size=30)
     proc = subprocess.run(
