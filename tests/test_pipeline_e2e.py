@@ -62,6 +62,9 @@ class Repo:
             "GIT_COMMITTER_NAME": "ClarityCore Test",
             "GIT_COMMITTER_EMAIL": "test@claritycore.invalid",
             "DVC_NO_ANALYTICS": "1",
+            # One intra-op thread per stage process, as tests/conftest.py does in-process: on a
+            # busy 2-core machine, OpenMP threads spinning on each other slow small convs 10x.
+            "OMP_NUM_THREADS": "1",
             # Stage commands say `python`: make it this interpreter, with its packages.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
