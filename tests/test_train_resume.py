@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import torch
-from test_train import quick_options, run, tiny_experiment, tiny_store
+from test_train import latest, quick_options, run, tiny_experiment, tiny_store
 
 from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
@@ -75,7 +75,7 @@ def test_killed_runs_resume_to_the_same_weights_bitwise(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(ckpt_dir)] == [3]
     torn = list(ckpt_dir.glob(".step_000000006.pt.*.tmp"))
     assert torn and torn[0].read_bytes() == b"the first bytes of a checkpoint"
-    assert ckpt.load_latest(ckpt_dir, experiment.config_hash())["step"] == 3
+    assert latest(ckpt_dir)["step"] == 3
 
     assert child("finish", crashed, store) == 0
     reference = tmp_path / "reference"
@@ -86,8 +86,8 @@ def test_killed_runs_resume_to_the_same_weights_bitwise(tmp_path):
     assert resumed["ema"] and resumed["step"] == 9
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], tensor), name
-    last_resumed = ckpt.load_latest(ckpt_dir, experiment.config_hash())
-    last_straight = ckpt.load_latest(reference / "ckpt", experiment.config_hash())
+    last_resumed = latest(ckpt_dir)
+    last_straight = latest(reference / "ckpt")
     for name, tensor in last_straight["model"].items():
         assert torch.equal(last_resumed["model"][name], tensor), name
     # The logged curve of the crashed run is whole: every log step once, from the start.
@@ -102,8 +102,8 @@ def test_ddp_two_gloo_ranks_match_one_process(tmp_path):
     experiment = tiny_experiment(steps=4, batch_size=4)
     run(tmp_path / "one", experiment, quick_options(save_every=4), store)
     run(tmp_path / "two", experiment, quick_options(save_every=4, devices=2), store)
-    one = ckpt.load_latest(tmp_path / "one" / "ckpt", experiment.config_hash())
-    two = ckpt.load_latest(tmp_path / "two" / "ckpt", experiment.config_hash())
+    one = latest(tmp_path / "one" / "ckpt")
+    two = latest(tmp_path / "two" / "ckpt")
     assert two["step"] == 4 and (tmp_path / "two" / "model.pt").exists()
     torch.manual_seed(0)  # the trainer's seed: the initial weights
     initial = AutoModel.from_config(experiment.model).state_dict()

@@ -11,6 +11,8 @@ complete file. Loading uses `torch.load(weights_only=True)`: no pickled code run
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 import warnings
@@ -86,9 +88,19 @@ def _as_tuples(value: Any) -> Any:
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def run_key(experiment: ExperimentConfig, seed: int, train_store: Path) -> str:
+    """What a checkpoint must match to be resumed: the config, the seed and the training data
+    (the store's index names every image, shape and extraction parameter)."""
+    index = Path(train_store) / "index.json"
+    data = hashlib.sha256(index.read_bytes()).hexdigest() if index.is_file() else str(train_store)
+    text = json.dumps({"config": experiment.config_hash(), "seed": seed, "data": data})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def save(
     directory: Path,
     *,
+    key: str,
     step: int,
     experiment: ExperimentConfig,
     model: nn.Module,
@@ -102,6 +114,7 @@ def save(
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "run_key": key,
         "config_hash": experiment.config_hash(),
         "experiment": experiment.to_dict(),
         "step": step,
@@ -120,11 +133,11 @@ def save(
     return path
 
 
-def load_latest(directory: Path, config_hash: str) -> dict[str, Any] | None:
-    """The newest readable checkpoint in `directory` written for `config_hash`, or None.
+def load_latest(directory: Path, key: str) -> dict[str, Any] | None:
+    """The newest readable checkpoint in `directory` written for the run `key`, or None.
 
     A file that fails to load (torn by a crash outside our atomic writer, or corrupted) falls
-    back to the previous one; a file from a different config is never used.
+    back to the previous one; a file from a different config, seed or data is never used.
     """
     for step, path in reversed(list_checkpoints(directory)):
         try:
@@ -135,10 +148,10 @@ def load_latest(directory: Path, config_hash: str) -> dict[str, Any] | None:
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             warnings.warn(f"skipping {path}: not a ClarityCore training checkpoint", stacklevel=2)
             continue
-        if payload["config_hash"] != config_hash:
+        if payload.get("run_key") != key:
             warnings.warn(
-                f"not resuming from {path} (step {step}): it was written for config "
-                f"{payload['config_hash']}, this run's config is {config_hash}",
+                f"not resuming from {path} (step {step}): it was written for another config, "
+                f"seed or training data (run {payload.get('run_key')}, this run is {key})",
                 stacklevel=2,
             )
             continue

@@ -223,9 +223,13 @@ def _run(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )
     step, history = 0, []
-    state = (
-        checkpoint.load_latest(checkpoint_dir, experiment.config_hash()) if options.resume else None
-    )
+    key = checkpoint.run_key(experiment, options.seed, train_store)
+    state = checkpoint.load_latest(checkpoint_dir, key) if options.resume else None
+    if state is not None and state["step"] >= cfg.steps:
+        # A finished run is trained again when asked: DVC reruns `train` only when its code
+        # or inputs changed, and then the old result must not come back.
+        console.print(f"checkpoint in {checkpoint_dir} is of a finished run; training anew")
+        state = None
     if state is not None:
         step, history = checkpoint.restore(
             state, model=model, ema=ema, optimizer=optimizer, scaler=scaler
@@ -352,8 +356,8 @@ def _run(
                 check_finite()
                 if is_main:
                     last_saved = checkpoint.save(
-                        checkpoint_dir, step=step, experiment=experiment, model=model, ema=ema,
-                        optimizer=optimizer, scaler=scaler, history=log.history,
+                        checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
+                        ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
                     )  # fmt: skip
                 tick = time.perf_counter()
 
