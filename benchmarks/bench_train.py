@@ -87,7 +87,8 @@ def ours_step_ms(experiment, store: Path, root: Path, steps: int, options: RunOp
         checkpoint_dir=run_dir / "ckpt",
         options=options,
     )
-    rows = ckpt.load_latest(run_dir / "ckpt", experiment.config_hash())["history"]
+    key = ckpt.run_key(experiment, options.seed, store)
+    rows = ckpt.load_latest(run_dir / "ckpt", key)["history"]
     return min(row["train/step_ms"] for row in rows[steps:])
 
 
