@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from claritycore.device import resolve_device
 from claritycore.resize import imresize
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -28,13 +29,6 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPE_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 # ITU-R 601-2 luma, the weights PIL uses for RGB -> L, so grey in gives the grey PIL would.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`None`/"auto" -> CUDA when available, else CPU; anything else as torch understands it."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def model_scale(model: nn.Module) -> int:

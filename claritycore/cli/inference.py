@@ -10,7 +10,8 @@ from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
 from claritycore.data.images import IMAGE_SUFFIXES, list_images
-from claritycore.inference import resolve_device, upscale
+from claritycore.device import resolve_device
+from claritycore.inference import upscale
 from claritycore.weights import EXPORT_FORMATS, export_weights, load_weights
 
 MODEL_HELP = "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth or .safetensors."

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from claritycore.device import resolve_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -40,19 +42,9 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when available, else CPU; anything else is parsed by torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} asked for CUDA, but torch sees no GPU; use cpu")
-    return device
-
-
 def setup(device_name: str) -> Dist:
     """Join the process group when launched as one of several processes; pick this rank's device."""
-    device = pick_device(device_name)
+    device = resolve_device(device_name)
     if not launched():
         return Dist(rank=0, world_size=1, device=device)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 from claritycore import weights
 from claritycore.config import ConfigError, TrainingConfig
 from claritycore.data.dataset import PairedPatchDataset
+from claritycore.device import resolve_device
 from claritycore.models import AutoModel
 from claritycore.presets import ExperimentConfig
 from claritycore.training import checkpoint, distributed
@@ -178,7 +179,7 @@ def train(
     args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoint_dir))
     args += (options, live_dir)
     if options.devices > 1 and not distributed.launched():
-        cpu = distributed.pick_device(options.device).type == "cpu"
+        cpu = resolve_device(options.device).type == "cpu"
         distributed.spawn(_run, options.devices, args, cpu=cpu)
         return Path(output)
     return _run(*args)
