@@ -3,19 +3,26 @@
     python -m benchmarks.bench_train                      # CPU: reduced batch/patch
     python -m benchmarks.bench_train --batch-size 16 --patch-size 256   # a GPU, preset sizes
 
-"Ours" is `claritycore.training.train` itself (its logged per-step time after a warm-up);
-"plain" is the textbook loop (eager, fp32, foreach Adam, `.item()` each step) on the same
-data loader. The fastest step of the interleaved repeats is reported: on a shared machine the
-minimum is the figure least disturbed by other load. FLOPs per step are counted from the
-architecture (conv multiply-adds via forward hooks, ×2 FLOP per MAC, ×3 for forward +
-backward), so a GPU run reports its fraction of the bf16 peak (H200: ~790 TFLOP/s dense).
+"Ours" is `claritycore.training.train` itself (its logged per-step time, logging every step);
+"plain" is the textbook loop (eager, fp32, default Adam, `.item()` each step) on the same
+data loader, timed the same way (end of a step to end of the next, loading included). Each
+run is a fresh process, the two alternate, and the first half of each run's steps is warm-up;
+the table gives the median over runs of each run's median step, and the median of the
+per-pair ratios plain/ours. FLOPs per step are counted from the architecture (conv
+multiply-adds via forward hooks, ×2 FLOP per MAC, ×3 for forward + backward), so a GPU run
+reports its fraction of the bf16 peak (H200: ~790 TFLOP/s dense).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import multiprocessing
+import statistics
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.patches import extract_store
+from claritycore.device import resolve_device
 from claritycore.models import AutoModel
 from claritycore.presets import ExperimentConfig, resolve
 from claritycore.training import RunOptions, train
@@ -76,56 +84,68 @@ def synthetic_store(root: Path, scale: int) -> Path:
     return root / f"store_x{scale}"
 
 
-def ours_step_ms(experiment, store: Path, root: Path, steps: int, options: RunOptions) -> float:
-    """Fastest step of our trainer after `steps` warm-up steps (logged every step)."""
-    run_dir = Path(tempfile.mkdtemp(dir=root))
-    train(
-        experiment,
-        train_store=store,
-        val_dir=None,
-        output=run_dir / "model.pt",
-        checkpoint_dir=run_dir / "ckpt",
-        options=options,
-    )
-    key = ckpt.run_key(experiment, options.seed, store)
-    rows = ckpt.load_latest(run_dir / "ckpt", key)["history"]
-    return min(row["train/step_ms"] for row in rows[steps:])
+def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> list[float]:
+    """Per-step wall times of our trainer (its own log, every step), after `steps` warm-up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        options = RunOptions(workers=workers, log_every=1, save_every=10**9, resume=False)
+        train(
+            experiment,
+            train_store=store,
+            val_dir=None,
+            output=run_dir / "model.pt",
+            checkpoint_dir=run_dir / "ckpt",
+            options=options,
+        )
+        key = ckpt.run_key(experiment, options.seed, store)
+        rows = ckpt.load_latest(run_dir / "ckpt", key)["history"]
+    return [row["train/step_ms"] for row in rows[steps:]]
 
 
-def plain_step_ms(experiment, store: Path, steps: int, device: torch.device, workers: int) -> float:
-    """The textbook loop: eager fp32, default Adam, L1, `.item()` every step."""
+def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> list[float]:
+    """The textbook loop: eager fp32, default Adam, L1, `.item()` every step; timed like ours
+    (end of one step to end of the next, loading included)."""
     torch.manual_seed(0)
     cfg = experiment.training
+    device = resolve_device("auto")
     model = AutoModel.from_config(experiment.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     dataset = PairedPatchDataset(store, patch_size=cfg.patch_size, seed=0, length=10**6)
-    loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers))
-    times = []
-    for _ in range(2 * steps):
-        start = time.perf_counter()
-        lr_images, hr_images = (t.to(device).float() / 255 for t in next(loader))
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers)
+    times, tick = [], time.perf_counter()
+    for lr_images, hr_images in itertools.islice(loader, 2 * steps):
+        lr_images, hr_images = (t.to(device).float() / 255 for t in (lr_images, hr_images))
         loss = nn.functional.l1_loss(model(lr_images), hr_images)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         loss.item()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times[steps:])
+        now = time.perf_counter()
+        times.append(1000 * (now - tick))
+        tick = now
+    return times[steps:]
+
+
+def in_fresh_process(function, *args) -> list[float]:
+    """Run one measurement in a new interpreter: a process's heap history (what earlier runs
+    allocated and freed) shifts CPU step times by ±15%, which would favour whichever runs first."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
 
 
 def main(
     batch_size: int = typer.Option(None, help="Global batch [CPU: 4 lite / 2 full; GPU: preset]."),
     patch_size: int = typer.Option(None, help="HR patch side [CPU: 64; GPU: the preset's]."),
     steps: int = typer.Option(3, help="Measured steps per run (after as many warm-up steps)."),
-    repeats: int = typer.Option(2, help="Interleaved repeats; the fastest step is reported."),
+    repeats: int = typer.Option(4, help="Side-by-side runs of each loop; medians reported."),
     workers: int = typer.Option(1, help="Data loader workers for both loops."),
     presets: list[str] = typer.Option(list(PRESETS), "--preset", help="Presets to measure."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
 ) -> None:
     """Step time, patches/s and FLOP rate of our training step vs a plain eager fp32 step."""
-    console = Console()
+    # Piped output (a log file) gets a wide table instead of rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 120)
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -141,19 +161,24 @@ def main(
             scale = experiment.model.scale
             if scale not in stores:
                 stores[scale] = synthetic_store(root / f"x{scale}", scale)
-            options = RunOptions(workers=workers, log_every=1, save_every=10**9, resume=False)
             ours, plain = [], []
-            for _ in range(repeats):
-                ours.append(ours_step_ms(experiment, stores[scale], root, steps, options))
-                plain.append(plain_step_ms(experiment, stores[scale], steps, device, workers))
+            for repeat in range(repeats):
+                # Alternate which loop runs first, so neither always meets a busier machine.
+                order = ((ours, ours_step_ms), (plain, plain_step_ms))[:: 1 - 2 * (repeat % 2)]
+                for times, measure in order:
+                    step_ms = in_fresh_process(measure, experiment, stores[scale], steps, workers)
+                    times.append(statistics.median(step_ms))
             flops = train_flops_per_step(experiment)
             row = {
                 "preset": name,
                 "device": torch.cuda.get_device_name() if cuda else "cpu",
                 "batch_size": experiment.training.batch_size,
                 "patch_size": experiment.training.patch_size,
-                "ours_step_ms": min(ours),
-                "plain_step_ms": min(plain),
+                "ours_step_ms": statistics.median(ours),
+                "plain_step_ms": statistics.median(plain),
+                "ours_runs_ms": ours,
+                "plain_runs_ms": plain,
+                "speedup": statistics.median(p / o for p, o in zip(plain, ours, strict=True)),
                 "tflop_per_step": flops / 1e12,
             }
             for kind in ("ours", "plain"):
@@ -166,7 +191,7 @@ def main(
 
     table = Table(title=f"training step on {results[0]['device']}")
     for column in ("preset", "batch×patch", "ours ms", "plain ms", "ours patch/s", "TFLOP/step",
-                   "ours TFLOP/s", "speed-up"):  # fmt: skip
+                   "ours TFLOP/s", "plain/ours"):  # fmt: skip
         table.add_column(column, justify="left" if column == "preset" else "right")
     for row in results:
         table.add_row(
@@ -177,7 +202,7 @@ def main(
             f"{row['ours_patches_per_s']:.2f}",
             f"{row['tflop_per_step']:.4f}",
             f"{row['ours_tflops']:.4f}",
-            f"{row['plain_step_ms'] / row['ours_step_ms']:.2f}×",
+            f"{row['speedup']:.2f}×",
         )
     console.print(table)
     if json_out is not None:

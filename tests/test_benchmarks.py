@@ -1,0 +1,24 @@
+"""The FLOP count that GPU runs divide by to report their fraction of peak."""
+
+from benchmarks.bench_train import conv_macs, train_flops_per_step
+from claritycore.models import AutoModel
+from claritycore.presets import resolve
+
+
+def rrdbnetx4_macs(side: int) -> int:
+    """RRDBNet x4 (64 features, 23 blocks, growth 32, pixel-shuffle) by hand, per LR pixel × 9."""
+    dense_block = sum((64 + 32 * k) * 32 for k in range(4)) + (64 + 4 * 32) * 64
+    trunk = 3 * 64 + 23 * 3 * dense_block + 64 * 64  # conv_first, 69 dense blocks, conv_body
+    upsample = 64 * 256 + 4 * 64 * 256  # conv before each ×2 shuffle, at 1× and 2× the side
+    head = 16 * (64 * 64 + 64 * 3)  # conv_hr and conv_last at 4× the side
+    return 9 * side * side * (trunk + upsample + head)
+
+
+def test_conv_macs_match_the_architecture_by_hand() -> None:
+    model = AutoModel.from_config(resolve("rrdbnetx4", {}).model)
+    assert conv_macs(model, 16) == rrdbnetx4_macs(16) == 4_589_273_088
+
+
+def test_step_flops_are_three_passes_of_two_flop_per_mac() -> None:
+    experiment = resolve("rrdbnetx4", {"batch_size": 2, "patch_size": 64})
+    assert train_flops_per_step(experiment) == 3 * 2 * 2 * rrdbnetx4_macs(16)
