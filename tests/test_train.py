@@ -216,3 +216,47 @@ def test_pretrained_weights_initialise_the_model(tmp_path):
     wider = tiny_experiment(steps=1, num_feat=12)
     with pytest.raises(ValueError, match="does not fit this run"):
         run(tmp_path / "c", wider, options, store)
+
+
+def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch):
+    """The CUDA fp16 path (autocast + GradScaler + fused Adam), run on the CPU: it trains, the
+    scaler's state is checkpointed, and a resumed run ends on the same weights."""
+    seen = []
+    build = trainer.AutoModel.from_config
+
+    def spying_build(config):
+        model = build(config)
+        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        return model
+
+    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
+    options = quick_options(amp_dtype="fp16")
+    run(tmp_path / "whole", experiment, options, store)
+    assert set(seen) == {torch.float16}
+    saved = latest(tmp_path / "whole" / "ckpt")
+    assert saved["scaler"]["scale"] == 2.0**16 and saved["scaler"]["_growth_tracker"] == 6
+    assert all(math.isfinite(r["train/loss"]) for r in saved["history"])
+
+    run(tmp_path / "resumed", experiment, options, store)
+    ckpt.list_checkpoints(tmp_path / "resumed" / "ckpt")[-1][1].unlink()  # killed after step 3
+    run(tmp_path / "resumed", experiment, options, store)
+    assert latest(tmp_path / "resumed" / "ckpt")["scaler"]["_growth_tracker"] == 6  # restored
+    whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state_dict"]
+    for name, tensor in whole.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
+def test_channels_last_and_compile_give_the_eager_result(tmp_path):
+    """The CUDA defaults (channels_last, torch.compile) run on the CPU too and train the same
+    model as the plain eager NCHW loop; the saved weights carry no compile prefixes."""
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=4)
+    run(tmp_path / "eager", experiment, quick_options(), store)
+    options = quick_options(channels_last=True, compile=True)
+    run(tmp_path / "fast", experiment, options, store)
+    eager = torch.load(tmp_path / "eager" / "model.pt", weights_only=True)["state_dict"]
+    fast = torch.load(tmp_path / "fast" / "model.pt", weights_only=True)["state_dict"]
+    assert fast.keys() == eager.keys()
+    for name, tensor in eager.items():
+        torch.testing.assert_close(fast[name], tensor, rtol=0, atol=1e-6, msg=name)
