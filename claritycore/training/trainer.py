@@ -210,6 +210,8 @@ def _run(
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     channels_last = on_cuda if options.channels_last is None else options.channels_last
     use_compile = on_cuda if options.compile is None else options.compile
+    # Training batches all have one shape, so cuDNN's per-shape algorithm search pays off.
+    torch.backends.cudnn.benchmark |= on_cuda
     console = Console(quiet=not is_main)
 
     random.seed(options.seed)
