@@ -44,12 +44,13 @@ def test_cuda_defaults_follow_the_cpu_run(tmp_path, capsys):
     assert all(t.device.type == "cpu" and torch.isfinite(t).all() for t in cuda.values())
 
 
-@pytest.mark.parametrize("precision", ["fp16", "bf16", "fp32"])
+BF16 = pytest.mark.skipif(not torch.cuda.is_bf16_supported(), reason="this GPU has no bf16")
+
+
+@pytest.mark.parametrize("precision", ["fp16", pytest.param("bf16", marks=BF16), "fp32"])
 def test_each_precision_trains_and_resumes(tmp_path, precision):
     """fp16 (with its GradScaler), bf16 and fp32 on CUDA: finite losses close to the CPU's, and a
     run killed after its first checkpoint resumes with the scaler's state."""
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip("this GPU has no bf16")
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
     run(tmp_path / "cpu", experiment, quick_options(), store)
     options = quick_options(device="cuda", amp_dtype=precision)

@@ -75,6 +75,20 @@ def history(checkpoint_dir: Path) -> list[dict]:
     return latest(checkpoint_dir)["history"]
 
 
+def forward_dtypes(monkeypatch) -> list[torch.dtype]:
+    """The dtypes the trainer's model computes its first convolution in, one per forward."""
+    seen = []
+    build = trainer.AutoModel.from_config
+
+    def spying_build(config):
+        model = build(config)
+        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        return model
+
+    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    return seen
+
+
 def test_loss_falls_on_sample_crops(tmp_path):
     """The lite ×2 preset's model on crops of the bundled sample images learns within 24 steps."""
     images = tmp_path / "sample"
@@ -107,15 +121,7 @@ def test_lr_schedule_is_a_function_of_the_step():
 
 def test_bf16_autocast_on_cpu(tmp_path, monkeypatch):
     """amp_dtype=bf16 runs the forward in bfloat16 on the CPU and still trains."""
-    seen = []
-    build = trainer.AutoModel.from_config
-
-    def spying_build(config):
-        model = build(config)
-        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-        return model
-
-    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    seen = forward_dtypes(monkeypatch)
     experiment = tiny_experiment()
     run(tmp_path, experiment, quick_options(amp_dtype="bf16"), tiny_store(tmp_path))
     assert seen and set(seen) == {torch.bfloat16}
@@ -221,15 +227,7 @@ def test_pretrained_weights_initialise_the_model(tmp_path):
 def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch):
     """The CUDA fp16 path (autocast + GradScaler + fused Adam), run on the CPU: it trains, the
     scaler's state is checkpointed, and a resumed run ends on the same weights."""
-    seen = []
-    build = trainer.AutoModel.from_config
-
-    def spying_build(config):
-        model = build(config)
-        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-        return model
-
-    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    seen = forward_dtypes(monkeypatch)
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
     options = quick_options(amp_dtype="fp16")
     run(tmp_path / "whole", experiment, options, store)
