@@ -1,16 +1,18 @@
 """Training-step speed: our trainer vs a plain eager fp32 step of the same network.
 
-    python -m benchmarks.bench_train                      # CPU: reduced batch/patch
-    python -m benchmarks.bench_train --batch-size 16 --patch-size 256   # a GPU, preset sizes
+    python -m benchmarks.bench_train                  # CPU: reduced batch and patch
+    python -m benchmarks.bench_train --repeats 2      # a GPU: the presets' batch and patch
 
-"Ours" is `claritycore.training.train` itself (its logged per-step time, logging every step);
-"plain" is the textbook loop (eager, fp32, default Adam, `.item()` each step) on the same
-data loader, timed the same way (end of a step to end of the next, loading included). Each
-run is a fresh process, the two alternate, and the first half of each run's steps is warm-up;
-the table gives the median over runs of each run's median step, and the median of the
-per-pair ratios plain/ours. FLOPs per step are counted from the architecture (conv
-multiply-adds via forward hooks, ×2 FLOP per MAC, ×3 for forward + backward), so a GPU run
-reports its fraction of the bf16 peak (H200: ~790 TFLOP/s dense).
+"Ours" is `claritycore.training.train` itself, as configured for the device (on CUDA: AMP,
+channels_last, compile); "plain" is the textbook loop (eager, fp32, default Adam, `.item()`
+each step) on the same data loader. Each run is a fresh process doing 2·steps steps; the
+first half is warm-up (and compilation), and the figure is the mean step time over the
+second half, loading included (ours from its own log). The two loops alternate; the table
+gives the median over runs and the median of the per-pair ratios plain/ours.
+
+FLOPs per step are counted from the architecture (conv multiply-adds via forward hooks, ×2
+FLOP per MAC, ×3 for forward + backward), so a GPU run reports its fraction of the bf16 peak
+(H200: ~790 TFLOP/s dense).
 """
 
 from __future__ import annotations
@@ -84,11 +86,12 @@ def synthetic_store(root: Path, scale: int) -> Path:
     return root / f"store_x{scale}"
 
 
-def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> list[float]:
-    """Per-step wall times of our trainer (its own log, every step), after `steps` warm-up."""
+def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
+    """Mean step time of our trainer over steps [steps, 2·steps), from its own log (written
+    once per window, so the device is synchronised once, as in training)."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        options = RunOptions(workers=workers, log_every=1, save_every=10**9, resume=False)
+        options = RunOptions(workers=workers, log_every=steps, save_every=10**9, resume=False)
         train(
             experiment,
             train_store=store,
@@ -99,12 +102,13 @@ def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> list[floa
         )
         key = ckpt.run_key(experiment, options.seed, store)
         rows = ckpt.load_latest(run_dir / "ckpt", key)["history"]
-    return [row["train/step_ms"] for row in rows[steps:]]
+    _warm_up, measured = rows  # one row per window of `steps` steps
+    return measured["train/step_ms"]
 
 
-def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> list[float]:
-    """The textbook loop: eager fp32, default Adam, L1, `.item()` every step; timed like ours
-    (end of one step to end of the next, loading included)."""
+def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
+    """The textbook loop: eager fp32, default Adam, L1, `.item()` every step; its mean step
+    time over steps [steps, 2·steps), loading included, as for ours."""
     torch.manual_seed(0)
     cfg = experiment.training
     device = resolve_device("auto")
@@ -112,21 +116,19 @@ def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> list[flo
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     dataset = PairedPatchDataset(store, patch_size=cfg.patch_size, seed=0, length=10**6)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers)
-    times, tick = [], time.perf_counter()
-    for lr_images, hr_images in itertools.islice(loader, 2 * steps):
+    for step, (lr_images, hr_images) in enumerate(itertools.islice(loader, 2 * steps)):
+        if step == steps:
+            start = time.perf_counter()
         lr_images, hr_images = (t.to(device).float() / 255 for t in (lr_images, hr_images))
         loss = nn.functional.l1_loss(model(lr_images), hr_images)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         loss.item()
-        now = time.perf_counter()
-        times.append(1000 * (now - tick))
-        tick = now
-    return times[steps:]
+    return 1000 * (time.perf_counter() - start) / steps
 
 
-def in_fresh_process(function, *args) -> list[float]:
+def in_fresh_process(function, *args) -> float:
     """Run one measurement in a new interpreter: a process's heap history (what earlier runs
     allocated and freed) shifts CPU step times by ±15%, which would favour whichever runs first."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -167,7 +169,7 @@ def main(
                 order = ((ours, ours_step_ms), (plain, plain_step_ms))[:: 1 - 2 * (repeat % 2)]
                 for times, measure in order:
                     step_ms = in_fresh_process(measure, experiment, stores[scale], steps, workers)
-                    times.append(statistics.median(step_ms))
+                    times.append(step_ms)
             flops = train_flops_per_step(experiment)
             row = {
                 "preset": name,
