@@ -138,7 +138,7 @@ def in_fresh_process(function, *args) -> float:
 def main(
     batch_size: int = typer.Option(None, help="Global batch [CPU: 4 lite / 2 full; GPU: preset]."),
     patch_size: int = typer.Option(None, help="HR patch side [CPU: 64; GPU: the preset's]."),
-    steps: int = typer.Option(3, help="Measured steps per run (after as many warm-up steps)."),
+    steps: int = typer.Option(10, help="Measured steps per run (after as many warm-up steps)."),
     repeats: int = typer.Option(4, help="Side-by-side runs of each loop; medians reported."),
     workers: int = typer.Option(1, help="Data loader workers for both loops."),
     presets: list[str] = typer.Option(list(PRESETS), "--preset", help="Presets to measure."),
