@@ -79,8 +79,10 @@ def restore_rng(state: dict[str, Any]) -> None:
         }
     )
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        # A run may resume on a machine with fewer GPUs than the one that saved it.
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def _as_tuples(value: Any) -> Any:
