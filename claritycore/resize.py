@@ -120,13 +120,13 @@ def _resize(src: torch.Tensor, dst: torch.Tensor, scale: float, dtype: torch.dty
     mid = torch.empty(planes, out_h, w * m, dtype=dtype, device=device)
     # uint8 rows are converted into one reused buffer: a fresh multi-MB tensor per block
     # would cost page faults that take longer than the arithmetic.
-    convert = x.dtype != dtype
-    buffer = torch.empty(span_h if convert else 0, w * m, dtype=dtype, device=device)
+    buffer = torch.empty(span_h, w * m, dtype=dtype, device=device) if x.dtype != dtype else None
     for p in range(planes):
         for b, s in enumerate(start_h.tolist()):
             first = b * block_h
             n = min(block_h, out_h - first)
-            rows = buffer.copy_(x[p, s : s + span_h]) if convert else x[p, s : s + span_h]
+            rows = x[p, s : s + span_h]
+            rows = rows if buffer is None else buffer.copy_(rows)
             torch.mm(wh[b, :n], rows, out=mid[p, first : first + n])
     if dst.dtype == torch.uint8:
         _round_uint8(mid)
