@@ -38,6 +38,7 @@ def _child(
     import numpy as np
     import torch
 
+    from claritycore.device import resolve_device
     from claritycore.inference import upscale
     from claritycore.models import AutoModel
     from claritycore.presets import get_preset
@@ -47,7 +48,7 @@ def _child(
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     options = {"tile": tile, "tile_pad": tile_pad, "device": device, "precision": precision}
     upscale(model, image[:64, :64], **options)  # warm-up: allocator and kernel selection
-    cuda = torch.device(device).type == "cuda"
+    cuda = resolve_device(device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     before = _rss_mib()

@@ -93,7 +93,10 @@ def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any
 
 def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Load a `model.pt` written by `save_model`: the model (eval mode) and the file's metadata."""
-    payload = read_torch_file(path, map_location)
+    return _model_from_payload(read_torch_file(path, map_location), path)
+
+
+def _model_from_payload(payload: Any, path: Path) -> tuple[nn.Module, dict]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a ClarityCore model.pt (no 'format: {FORMAT}' entry)")
     model = AutoModel.from_config(AutoConfig.from_dict(payload["config"]))
@@ -236,7 +239,7 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     else:
         payload = read_torch_file(path)
         if isinstance(payload, dict) and payload.get("format") == FORMAT:
-            return load_model(path)
+            return _model_from_payload(payload, path)
         state, key = _state_dict_of(payload, path)
         source, meta = "basicsr" if key in ("params", "params_ema") else "state_dict", {}
     state = _strip_wrappers(state)

@@ -9,7 +9,7 @@ import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
-from claritycore.data.images import IMAGE_SUFFIXES, list_images
+from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
 from claritycore.inference import upscale
 from claritycore.weights import EXPORT_FORMATS, export_weights, load_weights
@@ -27,13 +27,6 @@ def _load(console: Console, path: Path):
         return load_weights(path)
     except (OSError, ValueError, ImportError) as error:
         raise _fail(console, str(error)) from None
-
-
-def _is_16_bit_rgb_png(path: Path) -> bool:
-    """Pillow decodes 16-bit RGB(A) PNGs to 8 bits; the IHDR chunk tells us it happened."""
-    with open(path, "rb") as f:
-        header = f.read(26)
-    return header[:8] == b"\x89PNG\r\n\x1a\n" and header[24] == 16 and header[25] in (2, 6)
 
 
 def upscale_command(
@@ -75,9 +68,10 @@ def upscale_command(
             continue
         try:
             with Image.open(source) as image:
+                reduced = png_rawmode(image) in ("RGB;16B", "RGBA;16B")
                 image.load()
                 icc = image.info.get("icc_profile")
-                if _is_16_bit_rgb_png(source):
+                if reduced:
                     console.print(f"[yellow]note[/yellow] {source.name}: read as 8-bit RGB")
                 tic = time.perf_counter()
                 result = upscale(net, image, tile=tile, tile_pad=tile_pad, device=dev)

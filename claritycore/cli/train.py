@@ -93,9 +93,10 @@ def training_store(data: Path, scale: int, workers: int) -> Path:
     if not (store / "index.json").exists():
         typer.echo(f"extracting {data} into {store} (once)")
         extract_store(data, store, scale, workers=max(1, workers))
-    if PatchStore.open(store).scale != scale:
+    store_scale = PatchStore.open(store).scale
+    if store_scale != scale:
         raise ConfigError(
-            f"the store {store} holds ×{PatchStore.open(store).scale} pairs but this run trains "
+            f"the store {store} holds ×{store_scale} pairs but this run trains "
             f"×{scale}; pass --data with a ×{scale} store or a folder of HR images"
         )
     return store

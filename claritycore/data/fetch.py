@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from claritycore.config import ConfigError, check_fields
 from claritycore.data.download import (
     Archive,
@@ -31,6 +29,7 @@ from claritycore.data.download import (
 from claritycore.data.images import (
     ImageReadError,
     image_size,
+    is_plain_png,
     list_images,
     read_rgb,
     save_png,
@@ -158,16 +157,9 @@ def _copy_sample(dest: Path) -> Path:
     return dest
 
 
-def _is_plain_png(path: Path) -> bool:
-    """An 8-bit RGB PNG without an orientation tag: its bytes can be copied as they are."""
-    with Image.open(path) as img:
-        rawmode = img.tile[0][3] if img.tile else None
-        return img.format == "PNG" and rawmode == "RGB" and not img.getexif().get(0x0112)
-
-
 def _convert_one(path: Path, out: Path) -> str | None:
     """Copy or convert one image to an 8-bit RGB PNG; returns the conversion note, if any."""
-    if _is_plain_png(path):
+    if is_plain_png(path):
         shutil.copyfile(path, out)
         return None
     pixels, note = read_rgb(path)
@@ -185,9 +177,7 @@ def _import_folder(root: Path, dest: Path, min_size: int, workers: int) -> Path:
     for split in SPLITS:
         images = list_images(root / split)
         if not images:
-            raise ConfigError(
-                f"{root / split} holds no images ({', '.join(('png', 'jpg', 'tif'))}...)"
-            )
+            raise ConfigError(f"{root / split} holds no images (png, jpg, tif...)")
         stems: dict[str, Path] = {}
         for path in images:
             if path.stem in stems:
@@ -195,17 +185,16 @@ def _import_folder(root: Path, dest: Path, min_size: int, workers: int) -> Path:
                     f"{stems[path.stem]} and {path} would both become {path.stem}.png"
                 )
             stems[path.stem] = path
-        unreadable, small = [], []
+        unreadable, small, keep = [], [], []
         for path in images:
             try:
                 h, w = image_size(path)
-                if split == "train" and min(h, w) < min_size:
-                    small.append(path)
             except ImageReadError:
                 unreadable.append(path)
+                continue
+            (small if split == "train" and min(h, w) < min_size else keep).append(path)
         if unreadable:
             raise ImageReadError(f"unreadable images: {', '.join(map(str, unreadable))}")
-        keep = [p for p in images if p not in set(small)]
         with staged_dir(dest / split) as tmp, ThreadPoolExecutor(workers) as pool:
             notes = list(pool.map(lambda p: _convert_one(p, tmp / f"{p.stem}.png"), keep))
         converted = [n for n in notes if n]

@@ -50,6 +50,22 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
+def png_rawmode(img: Image.Image) -> str | None:
+    """The raw mode of an opened PNG's pixel data ("RGB", "RGB;16B", ...); None otherwise.
+
+    Pillow decodes 16-bit colour PNGs to 8-bit RGB(A), keeping the high byte: only the raw
+    mode shows the file's depth. Read it before `load()`, which empties `img.tile`.
+    """
+    rawmode = img.tile[0][3] if img.tile and img.format == "PNG" else None
+    return rawmode if isinstance(rawmode, str) else None
+
+
+def is_plain_png(path: Path) -> bool:
+    """An 8-bit RGB PNG without an orientation tag: its bytes can be copied as they are."""
+    with _open(path) as img:
+        return png_rawmode(img) == "RGB" and not img.getexif().get(_EXIF_ORIENTATION)
+
+
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
     """16-bit (or 32-bit int/float) single-channel pixels scaled to 8 bits."""
     values = np.asarray(img, dtype=np.float64)
@@ -67,10 +83,7 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
     """
     path = Path(path)
     with _open(path) as img:
-        # Pillow decodes 16-bit-per-channel colour PNGs to mode RGB(A) keeping the high byte;
-        # only the raw mode of the file's data shows the depth.
-        rawmode = img.tile[0][3] if img.tile and img.format == "PNG" else None
-        deep = isinstance(rawmode, str) and rawmode.endswith(";16B")
+        deep = (png_rawmode(img) or "").endswith(";16B")
         try:
             img = ImageOps.exif_transpose(img)
             mode = img.mode
