@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from claritycore.models.base import BaseConfig
 
+SCALES = (2, 3, 4, 8)
 LOSSES = ("l1", "l2", "charbonnier")
 SCHEDULERS = ("cosine", "multistep", "constant")
 

@@ -76,14 +76,19 @@ def _prepare(
     return x, y, factor
 
 
+@lru_cache(maxsize=8)
+def _y_weights(device: torch.device) -> torch.Tensor:
+    """BT.601 luma weights on `device`: built once, not per strip (a host-to-device copy)."""
+    return torch.tensor(_Y_WEIGHTS, dtype=torch.float64, device=device)
+
+
 def _to_255(x: torch.Tensor, factor: float, y_channel: bool) -> torch.Tensor:
     """Channels-last (..., C) slice -> float64 on [0, 255]; just Y, (..., 1), if asked."""
     x = x.to(torch.float64)
     if factor != 1.0:
         x = x * factor
     if y_channel:
-        weights = torch.tensor(_Y_WEIGHTS, dtype=torch.float64, device=x.device)
-        return (x @ weights)[..., None] / 255.0 + 16.0
+        return (x @ _y_weights(x.device))[..., None] / 255.0 + 16.0
     return x
 
 
@@ -107,7 +112,7 @@ def psnr(
     [0, 1] -> float64 tensor of shape () or (N,), one value per image.
     """
     x, y, factor = _prepare(a, b, crop_border, y_channel)
-    weights = torch.tensor(_Y_WEIGHTS, dtype=torch.float64, device=x.device)
+    weights = _y_weights(x.device)
     values = []
     for i in range(x.shape[0]):
         sse = torch.zeros((), dtype=torch.float64, device=x.device)

@@ -273,12 +273,6 @@ def test_plots_show_renders_training_curves(repo: Repo):
     assert "Training loss" in html and "loss" in html, out
 
 
-# Code a stage imports but does not use. extract takes only SCALES from claritycore.models
-# (models/base.py, a dep), yet the package import loads every architecture: an edit to one
-# must not re-extract DIV2K.
-NOT_DEPS = {"extract": ("claritycore/models/auto.py", "claritycore/models/rrdbnet")}
-
-
 def stage_deps() -> dict[str, list[str]]:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     return {name: stages[name]["deps"] for name in STAGES}
@@ -298,13 +292,12 @@ def test_stage_deps_cover_imported_code(stage: str):
     deps = [ROOT / d for d in stage_deps()[stage]]
     assert ROOT / "stages" / f"{stage}.py" in deps
     imported = [Path(f).resolve().relative_to(ROOT) for f in json.loads(proc.stdout)]
-    exempt = [ROOT / d for d in NOT_DEPS.get(stage, ())]
     # A package's __init__ only re-exports; the modules it imports are checked on their own.
     missing = [
         str(f)
         for f in imported
         if f.name != "__init__.py"
-        and not any(d == ROOT / f or d in (ROOT / f).parents for d in deps + exempt)
+        and not any(d == ROOT / f or d in (ROOT / f).parents for d in deps)
     ]
     assert not missing, f"dvc.yaml stage {stage!r} lacks deps: {missing}"
     # And no code dep it does not import: an edit there would rerun the stage for nothing.

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from claritycore.config import ConfigError, check_fields
+from claritycore.config import SCALES, ConfigError, check_fields
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -69,8 +69,10 @@ class DataParams:
             raise ConfigError(
                 "data.source: folder needs data.root, a folder holding train/ and valid/"
             )
-        if not self.scales or any(s not in (2, 3, 4, 8) for s in self.scales):
-            raise ConfigError(f"data.scales is {list(self.scales)}; use some of 2, 3, 4, 8")
+        if not self.scales or any(s not in SCALES for s in self.scales):
+            raise ConfigError(
+                f"data.scales is {list(self.scales)}; use some of {', '.join(map(str, SCALES))}"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping) -> DataParams:

@@ -10,10 +10,11 @@ kept, so a training crop may start at any LR pixel.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from claritycore.config import ConfigError, check_fields
+from claritycore.config import SCALES, ConfigError, check_fields
 from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
-from claritycore.models import SCALES
 from claritycore.resize import imresize, modcrop
 
 FORMAT = "claritycore-patch-store"
@@ -66,15 +66,22 @@ class StoredImage:
     lr_shape: tuple[int, int, int]
     lr_offset: int
 
+    @property
+    def hr_bytes(self) -> int:
+        return math.prod(self.hr_shape)
+
+    @property
+    def lr_bytes(self) -> int:
+        return math.prod(self.lr_shape)
+
 
 class PatchStore:
     """Read-only view of a store folder; arrays are memory-mapped on first use."""
 
-    def __init__(self, path: Path, scale: int, images: list[StoredImage], params: dict) -> None:
+    def __init__(self, path: Path, scale: int, images: list[StoredImage]) -> None:
         self.path = Path(path)
         self.scale = scale
         self.images = images
-        self.params = params
         self._hr: np.ndarray | None = None
         self._lr: np.ndarray | None = None
 
@@ -94,16 +101,10 @@ class PatchStore:
                 f"{index_path} is not a {FORMAT} version {VERSION} index; rebuild the store"
             )
         images = [
-            StoredImage(
-                name=e["name"],
-                hr_shape=tuple(e["hr_shape"]),
-                hr_offset=e["hr_offset"],
-                lr_shape=tuple(e["lr_shape"]),
-                lr_offset=e["lr_offset"],
-            )
+            StoredImage(**{**e, "hr_shape": tuple(e["hr_shape"]), "lr_shape": tuple(e["lr_shape"])})
             for e in index["images"]
         ]
-        return cls(path, index["scale"], images, index["params"])
+        return cls(path, index["scale"], images)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -127,14 +128,14 @@ class PatchStore:
     def hr_planar(self, i: int) -> np.ndarray:
         """HR image `i` as a (3, H, W) uint8 view (no copy)."""
         image = self.images[i]
-        size = int(np.prod(image.hr_shape))
-        return self._maps()[0][image.hr_offset : image.hr_offset + size].reshape(image.hr_shape)
+        end = image.hr_offset + image.hr_bytes
+        return self._maps()[0][image.hr_offset : end].reshape(image.hr_shape)
 
     def lr_planar(self, i: int) -> np.ndarray:
         """LR image `i` as a (3, h, w) uint8 view (no copy)."""
         image = self.images[i]
-        size = int(np.prod(image.lr_shape))
-        return self._maps()[1][image.lr_offset : image.lr_offset + size].reshape(image.lr_shape)
+        end = image.lr_offset + image.lr_bytes
+        return self._maps()[1][image.lr_offset : end].reshape(image.lr_shape)
 
     def hr(self, i: int) -> np.ndarray:
         """HR image `i` as an H×W×3 uint8 view (no copy)."""
@@ -209,11 +210,9 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
     notes: list[str] = []
     with staged_dir(dest) as tmp:
         last = planned[-1]
+        hr_bytes, lr_bytes = last.hr_offset + last.hr_bytes, last.lr_offset + last.lr_bytes
         # Full-size files first, so each worker writes its own region in place.
-        for name, end in (
-            (HR_FILE, last.hr_offset + int(np.prod(last.hr_shape))),
-            (LR_FILE, last.lr_offset + int(np.prod(last.lr_shape))),
-        ):
+        for name, end in ((HR_FILE, hr_bytes), (LR_FILE, lr_bytes)):
             with open(tmp / name, "wb") as f:
                 f.truncate(end)
         jobs = [
@@ -254,22 +253,11 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
             },
             "files": {"hr": HR_FILE, "lr": LR_FILE},
             "skipped": skipped,
-            "images": [
-                {
-                    "name": im.name,
-                    "hr_shape": list(im.hr_shape),
-                    "hr_offset": im.hr_offset,
-                    "lr_shape": list(im.lr_shape),
-                    "lr_offset": im.lr_offset,
-                }
-                for im in planned
-            ],
+            "images": [asdict(im) for im in planned],
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     elapsed = time.perf_counter() - started
     store = PatchStore.open(dest)
-    hr_bytes = sum(int(np.prod(im.hr_shape)) for im in planned)
-    lr_bytes = sum(int(np.prod(im.lr_shape)) for im in planned)
     converted = [n for n in notes if n]
     summary = (
         f"x{scale}: {len(planned)} images in {dest} (HR {hr_bytes / 1e9:.2f} GB + LR "

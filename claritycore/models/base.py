@@ -6,9 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from claritycore.config import ConfigError, check_fields
-
-SCALES = (2, 3, 4, 8)
+from claritycore.config import SCALES, ConfigError, check_fields
 
 ConfigT = TypeVar("ConfigT", bound="BaseConfig")
 
