@@ -1,8 +1,20 @@
-"""Which torch device a run uses: the one place that reads `device: auto`."""
+"""Which torch device and compute precision a run uses: the one place that reads `auto`."""
 
 from __future__ import annotations
 
 import torch
+
+# Compute precisions by name; None is plain float32 (no autocast).
+PRECISION_DTYPES: dict[str, torch.dtype | None] = {
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp32": None,
+}
+
+
+def cuda_half_dtype() -> torch.dtype:
+    """The GPU's autocast dtype for `auto`: bf16 where supported (no loss scaling), else fp16."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from claritycore.device import resolve_device
+from claritycore.device import PRECISION_DTYPES, cuda_half_dtype, resolve_device
 from claritycore.resize import imresize
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", *PRECISION_DTYPES)
 # Values of an integer dtype map to [0, 1] by this maximum; floats are taken as [0, 1].
 _DTYPE_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 # ITU-R 601-2 luma, the weights PIL uses for RGB -> L, so grey in gives the grey PIL would.
@@ -46,9 +46,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
         raise ValueError(f"precision={precision!r} is unknown; choose one of {PRECISIONS}")
     if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    dtype = cuda_half_dtype() if precision == "auto" else PRECISION_DTYPES[precision]
     return torch.autocast("cuda", dtype=dtype)
 
 

@@ -113,8 +113,6 @@ def resolve(preset_name: str, overrides: Mapping[str, Any] | None = None) -> Exp
             close = difflib.get_close_matches(key, valid, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown override {key!r}.{hint} Valid keys: {', '.join(valid)}")
-        if key in model_changes or key in training_changes:
-            continue
         if hasattr(preset.training, key):
             training_changes[key] = _check_type(key, getattr(preset.training, key), value)
         else:

@@ -15,10 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
+from claritycore import config
 from claritycore.data.patches import extract_store
 from claritycore.presets import ExperimentConfig, resolve
 from claritycore.training import NonFiniteLossError, RunOptions, lr_at, train, trainer
 from claritycore.training import checkpoint as ckpt
+from claritycore.training.losses import LOSSES
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
@@ -258,3 +260,7 @@ def test_channels_last_and_compile_give_the_eager_result(tmp_path):
     assert fast.keys() == eager.keys()
     for name, tensor in eager.items():
         torch.testing.assert_close(fast[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_every_configurable_loss_has_a_function():
+    assert tuple(LOSSES) == config.LOSSES

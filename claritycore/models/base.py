@@ -27,10 +27,6 @@ class BaseConfig:
                 f"choose one of {', '.join(map(str, SCALES))}"
             )
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with `model_type`, safe to store in a checkpoint or YAML."""
         return {"model_type": self.model_type, **dataclasses.asdict(self)}

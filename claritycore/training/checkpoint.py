@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from claritycore.presets import ExperimentConfig
-from claritycore.weights import atomic_torch_save, unwrap
+from claritycore.weights import atomic_torch_save, read_torch_file, unwrap
 
 FORMAT = "claritycore-checkpoint"
 FORMAT_VERSION = 1
@@ -143,7 +143,7 @@ def load_latest(directory: Path, key: str) -> dict[str, Any] | None:
     """
     for step, path in reversed(list_checkpoints(directory)):
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = read_torch_file(path)
         except Exception as error:  # any unreadable file: try the previous checkpoint
             warnings.warn(f"skipping unreadable checkpoint {path}: {error}", stacklevel=2)
             continue

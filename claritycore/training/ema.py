@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,13 +16,20 @@ def ema_copy(model: nn.Module) -> nn.Module:
     return ema
 
 
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay · ema + (1 − decay) · model, as one fused kernel per tensor list (no host sync).
+def ema_updater(ema: nn.Module, model: nn.Module, decay: float) -> Callable[[], None]:
+    """A function that moves `ema` towards `model`: ema = decay · ema + (1 − decay) · model.
 
-    `model` must be the plain module (not DDP or compiled), so the parameters line up by order.
+    One fused kernel for all parameters and no host sync; the tensor lists are built here
+    once, not on every step (listing ~700 tensors costs host time the GPU would wait for).
+    `model` must be the plain module (not DDP or compiled), so the parameters line up.
     """
-    ema_params = list(ema.parameters())
-    torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - decay)
-    for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
-        ema_buffer.copy_(buffer)
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
+    buffers = list(zip(ema.buffers(), model.buffers(), strict=True))
+
+    @torch.no_grad()
+    def update() -> None:
+        torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
+        for ema_buffer, buffer in buffers:
+            ema_buffer.copy_(buffer)
+
+    return update

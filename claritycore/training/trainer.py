@@ -24,16 +24,14 @@ from torch.utils.data import DataLoader, Sampler
 from claritycore import weights
 from claritycore.config import ConfigError, TrainingConfig
 from claritycore.data.dataset import PairedPatchDataset
-from claritycore.device import resolve_device
+from claritycore.device import PRECISION_DTYPES, cuda_half_dtype, resolve_device
 from claritycore.models import AutoModel
 from claritycore.presets import ExperimentConfig
 from claritycore.training import checkpoint, distributed
-from claritycore.training.ema import ema_copy, ema_update
+from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
 from claritycore.training.losses import LOSSES
 from claritycore.training.validation import bicubic_baseline, load_validation, validate
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -81,9 +79,10 @@ class RunOptions:
         for name in ("workers", "val_images", "seed"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if self.amp_dtype not in ("auto", *AMP_DTYPES):
+        if self.amp_dtype not in ("auto", *PRECISION_DTYPES):
             raise ConfigError(
-                f"amp_dtype={self.amp_dtype!r} is unknown; choose auto, {', '.join(AMP_DTYPES)}"
+                f"amp_dtype={self.amp_dtype!r} is unknown; "
+                f"choose auto, {', '.join(PRECISION_DTYPES)}"
             )
         if self.pretrained is not None:
             object.__setattr__(self, "pretrained", Path(self.pretrained))
@@ -109,9 +108,9 @@ def amp_settings(
     if amp_dtype == "auto":
         if not amp or device.type != "cuda":
             return None, False
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = cuda_half_dtype()
     else:
-        dtype = AMP_DTYPES[amp_dtype]
+        dtype = PRECISION_DTYPES[amp_dtype]
     return dtype, dtype is torch.float16
 
 
@@ -265,10 +264,10 @@ def _run(
     )
     loss_fn = LOSSES[cfg.loss]
     params = list(model.parameters())
+    update_ema = ema_updater(ema, model, cfg.ema_decay) if ema is not None else None
     # Device-side accumulators: read back only at log time, so steps never wait on the host.
     zero = torch.zeros((), device=device)
     loss_sum, good_steps, streak, worst = zero.clone(), zero.clone(), zero.clone(), zero.clone()
-    grad_norm = zero.clone()
     last_saved: Path | None = None
 
     def check_finite() -> None:
@@ -313,8 +312,8 @@ def _run(
             found_inf = (~torch.isfinite(grad_norm)).float()
             _optimizer_step(optimizer, scaler, found_inf)
             optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema_update(ema, model, cfg.ema_decay)
+            if update_ema is not None:
+                update_ema()
             loss_sum += torch.where(found_inf > 0, 0.0, loss.detach().float())
             good_steps += 1 - found_inf
             streak.mul_(found_inf).add_(found_inf)

@@ -55,13 +55,17 @@ def _score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[float, float
     return float(psnr.mean()), float(ssim.mean())
 
 
+def _means(prefix: str, scores: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean PSNR/SSIM over images, logged as `prefix/psnr_y` and `prefix/ssim_y`."""
+    return {
+        f"{prefix}/psnr_y": float(np.mean([psnr for psnr, _ in scores])),
+        f"{prefix}/ssim_y": float(np.mean([ssim for _, ssim in scores])),
+    }
+
+
 def bicubic_baseline(images: list[ValImage], scale: int) -> dict[str, float]:
     """Mean PSNR/SSIM (Y) of bicubic upscaling: the floor a trained model must beat."""
-    scores = [_score(image.bicubic, image.hr, scale) for image in images]
-    return {
-        "bicubic/psnr_y": float(np.mean([s[0] for s in scores])),
-        "bicubic/ssim_y": float(np.mean([s[1] for s in scores])),
-    }
+    return _means("bicubic", [_score(image.bicubic, image.hr, scale) for image in images])
 
 
 def _crop_strip(*images: torch.Tensor) -> np.ndarray:
@@ -99,7 +103,4 @@ def validate(
         if i < NUM_CROPS:
             crops[f"val/{Path(image.name).stem}.png"] = _crop_strip(image.bicubic, sr, image.hr)
     model.train(was_training)
-    return {
-        "val/psnr_y": float(np.mean([s[0] for s in scores])),
-        "val/ssim_y": float(np.mean([s[1] for s in scores])),
-    }, crops
+    return _means("val", scores), crops
