@@ -353,7 +353,7 @@ def _run(
                         f"step {step:,}: PSNR-Y {scores['val/psnr_y']:.3f} dB, "
                         f"SSIM-Y {scores['val/ssim_y']:.4f}"
                     )
-                tick = time.perf_counter()
+                tick, tick_step = time.perf_counter(), step
             if step % options.save_every == 0 or step == cfg.steps:
                 check_finite()
                 if is_main:
@@ -361,7 +361,7 @@ def _run(
                         checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
                         ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
                     )  # fmt: skip
-                tick = time.perf_counter()
+                tick, tick_step = time.perf_counter(), step
 
     if is_main:
         final = ema if ema is not None else model
