@@ -48,8 +48,9 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def capture_rng() -> dict[str, Any]:
-    """Python, NumPy and torch RNG states in types that `weights_only` loading accepts."""
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    """Python, NumPy, torch and (on CUDA) this process's GPU RNG states, in types that
+    `weights_only` loading accepts. Each DDP rank owns one GPU, so only its own is saved."""
     numpy_state = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
@@ -60,11 +61,11 @@ def capture_rng() -> dict[str, Any]:
             "gauss": float(numpy_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
 
 
-def restore_rng(state: dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
     random.setstate(_as_tuples(state["python"]))
     numpy_state = state["numpy"]
     np.random.set_state(
@@ -79,10 +80,13 @@ def restore_rng(state: dict[str, Any]) -> None:
         }
     )
     torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available():
-        # A run may resume on a machine with fewer GPUs than the one that saved it.
-        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
+    # A checkpoint written on the CPU holds no GPU state.
+    if device.type == "cuda" and isinstance(state["cuda"], torch.Tensor):
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _as_tuples(value: Any) -> Any:
@@ -126,7 +130,7 @@ def save(
         "ema": ema.state_dict() if ema is not None else None,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "rng": capture_rng(),
+        "rng": capture_rng(_device_of(model)),
         "history": history,
     }
     atomic_torch_save(payload, path)
@@ -178,5 +182,5 @@ def restore(
     optimizer.load_state_dict(payload["optimizer"])
     if payload["scaler"] is not None and scaler.is_enabled():
         scaler.load_state_dict(payload["scaler"])
-    restore_rng(payload["rng"])
+    restore_rng(payload["rng"], _device_of(model))
     return int(payload["step"]), list(payload["history"])
