@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from claritycore.data.images import list_images, load_rgb, save_png
+from claritycore.data.images import IMAGE_SUFFIXES, list_images, load_rgb, save_png
 from claritycore.inference import upscale
 from claritycore.metrics import psnr, ssim
-from claritycore.resize import imresize, modcrop
+from claritycore.resize import imresize, lr_hr_pair
 from claritycore.weights import load_weights
 
 # HR side of the comparison crops, and how many best/worst images get one.
@@ -143,7 +143,7 @@ def evaluate(
             raise ValueError(f"max_images must be >= 1 (or None for all), got {max_images}")
         paths = paths[:max_images]
     if not paths:
-        raise FileNotFoundError(f"no images (png/jpg/bmp/tif/webp) in {valid_dir}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {valid_dir}")
     out_dir = Path(out_dir)
     crops_dir = out_dir / "comparisons"
     crops_dir.mkdir(parents=True, exist_ok=True)
@@ -155,8 +155,7 @@ def evaluate(
     columns = [TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         for path in progress.track(paths):
-            hr = modcrop(load_rgb(path), scale)
-            lr = imresize(hr, 1 / scale)
+            lr, hr = lr_hr_pair(load_rgb(path), scale)
             tic = time.perf_counter()
             sr = upscale(model, lr, tile=tile, tile_pad=tile_pad, device=device, progress=False)
             seconds = time.perf_counter() - tic

@@ -197,3 +197,12 @@ def modcrop(img: Image, scale: int) -> Image:
         return img[: h - h % scale, : w - w % scale]
     h, w = img.shape[-2:]
     return img[..., : h - h % scale, : w - w % scale]
+
+
+def lr_hr_pair(image: Image, scale: int) -> tuple[Image, Image]:
+    """`(lr, hr)` as SR training and benchmarks make them: HR is `image` mod-cropped to a
+    multiple of `scale` (a view), LR its MATLAB bicubic downscale `imresize(hr, 1 / scale)`."""
+    hr = modcrop(image, scale)
+    if min(hr.shape[:2] if isinstance(hr, np.ndarray) else hr.shape[-2:]) == 0:
+        raise ValueError(f"an image of {image.shape} is smaller than the scale {scale}")
+    return imresize(hr, 1 / scale), hr

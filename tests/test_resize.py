@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from claritycore.resize import imresize, modcrop
+from claritycore.resize import imresize, lr_hr_pair, modcrop
 
 FIXTURE = Path(__file__).parent / "fixtures" / "basicsr_reference.npz"
 
@@ -137,3 +137,12 @@ def test_matches_basicsr(key, scale, crop):
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
     chw = imresize(torch.from_numpy(hr).permute(2, 0, 1), scale)
     np.testing.assert_allclose(chw.permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-4)
+
+
+def test_lr_hr_pair_mod_crops_then_downscales():
+    image = np.random.default_rng(3).integers(0, 256, (35, 22, 3), dtype=np.uint8)
+    lr, hr = lr_hr_pair(image, 4)
+    assert hr.shape == (32, 20, 3) and np.array_equal(hr, image[:32, :20])
+    assert np.array_equal(lr, imresize(image[:32, :20], 1 / 4))
+    with pytest.raises(ValueError, match="smaller than the scale 4"):
+        lr_hr_pair(image[:3], 4)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from claritycore.data.images import list_images, load_rgb
 from claritycore.data.patches import PatchStore
-from claritycore.resize import imresize, modcrop
+from claritycore.resize import lr_hr_pair
 
 ORIENTATIONS = 8
 _PERSON = b"claritycore-crop"  # domain separation: these draws are for crops only
@@ -152,9 +152,10 @@ def load_validation_pairs(
         raise FileNotFoundError(f"no validation images in {folder}; run `python -m stages.fetch`")
     pairs = []
     for path in paths[:max_images]:
-        hr = np.ascontiguousarray(modcrop(load_rgb(path), scale))
-        if min(hr.shape[:2]) == 0:
+        pixels = load_rgb(path)
+        if min(pixels.shape[:2]) < scale:
             warnings.warn(f"{path.name} is smaller than the scale {scale}; skipped", stacklevel=2)
             continue
-        pairs.append(ValidationPair(path.stem, imresize(hr, 1 / scale), hr))
+        lr, hr = lr_hr_pair(pixels, scale)
+        pairs.append(ValidationPair(path.stem, lr, np.ascontiguousarray(hr)))
     return pairs

@@ -31,7 +31,7 @@ from rich.progress import (
 
 from claritycore.config import SCALES, ConfigError, check_fields
 from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
-from claritycore.resize import imresize, modcrop
+from claritycore.resize import lr_hr_pair
 
 FORMAT = "claritycore-patch-store"
 VERSION = 1
@@ -161,10 +161,9 @@ def _write_one(
 ) -> str | None:
     """Decode, mod-crop, downscale and write one image at its offsets; returns a mode note."""
     pixels, note = read_rgb(path)
-    hr = modcrop(pixels, scale)
+    lr, hr = lr_hr_pair(pixels, scale)
     if hr.shape[:2] != hr_size:
         raise RuntimeError(f"{path} decoded to {hr.shape[:2]}, its header said {hr_size}")
-    lr = imresize(hr, 1 / scale)
     for name, offset, image in ((HR_FILE, hr_offset, hr), (LR_FILE, lr_offset, lr)):
         with open(folder / name, "r+b") as f:
             f.seek(offset)
