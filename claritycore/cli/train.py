@@ -32,9 +32,10 @@ class TrainRun:
     options: RunOptions
 
 
-def base_preset(model: str, scale: int | None, overrides: dict[str, Any]) -> str:
+def base_preset(model: str, overrides: dict[str, Any]) -> str:
     """The preset `claritycore train` starts from: `<model>x<scale>`, or the lite one when the
     given num_feat/num_block are the lite preset's."""
+    scale = overrides.get("scale")
     if scale is None:
         scale = AutoConfig.from_name(model).scale
     full = f"{model}x{scale}"
@@ -61,7 +62,7 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
               run: dict[str, Any]) -> TrainRun:  # fmt: skip
     """Resolve the flags: the experiment config, the data folders and the run options."""
     if preset is None:
-        preset = base_preset(model or "rrdbnet", overrides.get("scale"), overrides)
+        preset = base_preset(model or "rrdbnet", overrides)
     elif model is not None and get_preset(preset).model.model_type != model:
         raise ConfigError(f"--model {model} contradicts --preset {preset}; give one of them")
     experiment = resolve(preset, overrides)
