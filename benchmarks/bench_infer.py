@@ -40,11 +40,11 @@ def _child(
 
     from claritycore.device import resolve_device
     from claritycore.inference import upscale
-    from claritycore.models import AutoModel
+    from claritycore.models import AutoConfig, AutoModel
     from claritycore.presets import get_preset
 
     torch.manual_seed(0)
-    model = AutoModel.from_config(get_preset(preset).model).eval()
+    model = AutoModel.from_config(AutoConfig.from_dict(get_preset(preset).model)).eval()
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     options = {"tile": tile, "tile_pad": tile_pad, "device": device, "precision": precision}
     upscale(model, image[:64, :64], **options)  # warm-up: allocator and kernel selection

@@ -37,11 +37,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from claritycore.data.dataset import PairedPatchDataset
-from claritycore.data.patches import extract_store
+from claritycore.data.store import extract_store
 from claritycore.device import resolve_device
 from claritycore.models import AutoModel
-from claritycore.presets import ExperimentConfig, resolve
-from claritycore.training import RunOptions, train
+from claritycore.config import RunOptions
+from claritycore.experiment import ExperimentConfig, resolve
+from claritycore.training import train
 from claritycore.training import checkpoint as ckpt
 
 H200_BF16_TFLOPS = 790.0
@@ -91,17 +92,18 @@ def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
     once per window, so the device is synchronised once, as in training)."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        options = RunOptions(workers=workers, log_every=steps, save_every=10**9, resume=False)
+        options = RunOptions(workers=workers, log_every=steps, save_every=10**9)
         train(
             experiment,
             train_store=store,
             val_dir=None,
             output=run_dir / "model.pt",
-            checkpoint_dir=run_dir / "ckpt",
+            checkpoints=run_dir / "ckpt",
             options=options,
+            resume=False,
         )
         key = ckpt.run_key(experiment, options.seed, store)
-        rows = ckpt.load_latest(run_dir / "ckpt", key)["history"]
+        rows = ckpt.load_latest(run_dir / "ckpt" / key, key)["history"]
     _warm_up, measured = rows  # one row per window of `steps` steps
     return measured["train/step_ms"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from claritycore.errors import ConfigError
+
 # Compute precisions by name; None is plain float32 (no autocast).
 PRECISION_DTYPES: dict[str, torch.dtype | None] = {
     "bf16": torch.bfloat16,
@@ -32,5 +34,5 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={str(device)!r} asked for CUDA, but torch sees no GPU; use cpu")
+        raise ConfigError(f"device={str(device)!r} asked for CUDA, but torch sees no GPU; use cpu")
     return resolved

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from claritycore.config import EvalOptions
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, load_rgb, save_png
 from claritycore.inference import upscale
 from claritycore.metrics import psnr, ssim
@@ -31,16 +32,6 @@ from claritycore.weights import load_weights
 CROP = 192
 COMPARISONS = 3
 _GAP = 4
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """The `evaluate.*` params: tiling, an optional image limit and the device."""
-
-    tile: int = 512
-    tile_pad: int = 16
-    max_images: int | None = None
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -125,22 +116,18 @@ def evaluate(
     valid_dir: Path,
     *,
     out_dir: Path,
-    tile: int = 512,
-    tile_pad: int = 16,
-    max_images: int | None = None,
-    device: str | None = None,
+    options: EvalOptions = EvalOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model_path` on the HR images in `valid_dir`; write `eval.json`,
     `per_image.csv` and `comparisons/*.png` under `out_dir`; return the eval.json dict."""
+    tile, tile_pad, max_images = options.tile, options.tile_pad, options.max_images
     started = time.perf_counter()
     console = console or Console(stderr=True)
     model, meta = load_weights(Path(model_path))
     scale = int(meta["scale"])
     paths = list_images(Path(valid_dir))
     if max_images is not None:
-        if max_images < 1:
-            raise ValueError(f"max_images must be >= 1 (or None for all), got {max_images}")
         paths = paths[:max_images]
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {valid_dir}")
@@ -157,7 +144,9 @@ def evaluate(
         for path in progress.track(paths):
             lr, hr = lr_hr_pair(load_rgb(path), scale)
             tic = time.perf_counter()
-            sr = upscale(model, lr, tile=tile, tile_pad=tile_pad, device=device, progress=False)
+            sr = upscale(
+                model, lr, tile=tile, tile_pad=tile_pad, device=options.device, progress=False
+            )
             seconds = time.perf_counter() - tic
             bicubic = imresize(lr, scale)
             rows.append(_scores(path.stem, sr, bicubic, hr, scale, seconds))

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from claritycore.config import EvalOptions
 from claritycore.device import PRECISION_DTYPES, cuda_half_dtype, resolve_device
 from claritycore.resize import imresize
 
@@ -101,8 +102,8 @@ def upscale_tensor(
     model: nn.Module,
     x: torch.Tensor,
     *,
-    tile: int = 512,
-    tile_pad: int = 16,
+    tile: int = EvalOptions.tile,
+    tile_pad: int = EvalOptions.tile_pad,
     device: str | torch.device | None = None,
     precision: str = "auto",
     batch_size: int | None = None,
@@ -213,7 +214,7 @@ def upscale(
 ) -> Image.Image | np.ndarray:
     """Upscale a PIL image or a numpy array with `model`, tile by tile.
 
-    Keywords (see `upscale_tensor`): `tile=512` (0 = whole image), `tile_pad=16`,
+    Keywords (see `upscale_tensor`): `tile` (0 = whole image), `tile_pad`,
     `device=None` (auto), `precision="auto"` (bf16/fp16 autocast on CUDA), `batch_size`,
     `progress`. A PIL image is turned upright by its EXIF orientation and comes back in its
     mode: RGB, RGBA and LA (alpha by bicubic), L, P (converted and back), I;16 and I

@@ -1,23 +1,59 @@
-"""Every model's presets in one table, and the resolved experiment config built from one.
+"""Every model's training presets, as one table of data (`claritycore presets` prints it).
 
-The CLI, the `resolve` stage and the tests all read presets from here.
+A preset names a model config (its fields, as a mapping with `model_type`) and a training
+recipe. This module imports no torch and no model: `experiment.resolve` builds and validates
+the model config, and the data stages read the patch sizes from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from claritycore.config import ConfigError, Preset, TrainingConfig
-from claritycore.models import AutoConfig, BaseConfig
-from claritycore.models.rrdbnet import RRDBNET_PRESETS
+from claritycore.config import TrainingConfig
+from claritycore.errors import ConfigError
 
-PRESETS: dict[str, Preset] = {**RRDBNET_PRESETS}
+
+@dataclass(frozen=True)
+class Preset:
+    """A named training recipe: a model config's fields and how to train it."""
+
+    name: str
+    description: str
+    model: dict[str, Any]
+    training: TrainingConfig
+
+    @property
+    def scale(self) -> int:
+        return self.model["scale"]
+
+
+RRDBNET_FULL = {"model_type": "rrdbnet", "num_feat": 64, "num_block": 23, "num_grow_ch": 32}
+# Growth 16 gives the model document's ~1M parameters; growth 32 would give ~2.6M.
+RRDBNET_LITE = {"model_type": "rrdbnet", "num_feat": 32, "num_block": 6, "num_grow_ch": 16}
+
+_TABLE = (
+    # name, description, model, scale, steps, batch size, HR patch side
+    ("rrdbnetx2", "2× super-resolution, full RRDBNet", RRDBNET_FULL, 2, 400_000, 16, 128),
+    ("rrdbnetx3", "3× super-resolution, full RRDBNet", RRDBNET_FULL, 3, 400_000, 16, 192),
+    ("rrdbnetx4", "4× super-resolution, full RRDBNet", RRDBNET_FULL, 4, 400_000, 16, 256),
+    ("rrdbnetx8", "8× super-resolution, full RRDBNet", RRDBNET_FULL, 8, 500_000, 8, 512),
+    ("rrdbnet-litex2", "2× super-resolution, lite RRDBNet", RRDBNET_LITE, 2, 200_000, 32, 128),
+    ("rrdbnet-litex3", "3× super-resolution, lite RRDBNet", RRDBNET_LITE, 3, 200_000, 32, 192),
+    ("rrdbnet-litex4", "4× super-resolution, lite RRDBNet", RRDBNET_LITE, 4, 200_000, 32, 256),
+    ("rrdbnet-litex8", "8× super-resolution, lite RRDBNet", RRDBNET_LITE, 8, 250_000, 16, 512),
+)
+
+PRESETS: dict[str, Preset] = {
+    name: Preset(
+        name,
+        description,
+        {**model, "scale": scale},
+        TrainingConfig(steps=steps, batch_size=batch, patch_size=patch),
+    )
+    for name, description, model, scale, steps, batch, patch in _TABLE
+}
 
 
 def get_preset(name: str) -> Preset:
@@ -33,92 +69,23 @@ def get_preset(name: str) -> Preset:
     )
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """A preset with its overrides applied: the one config that training and evaluation read."""
-
-    preset: str
-    model: BaseConfig
-    training: TrainingConfig
-
-    def __post_init__(self) -> None:
-        patch, scale = self.training.patch_size, self.model.scale
-        if patch % scale:
-            raise ConfigError(
-                f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
-                f"would not align; use a multiple of {scale}, e.g. {scale * max(1, patch // scale)}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "preset": self.preset,
-            "model": self.model.to_dict(),
-            "training": self.training.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ExperimentConfig:
-        missing = {"preset", "model", "training"} - set(values)
-        if missing:
-            raise ConfigError(f"experiment config lacks {', '.join(sorted(missing))}")
-        return cls(
-            preset=values["preset"],
-            model=AutoConfig.from_dict(values["model"]),
-            training=TrainingConfig.from_dict(values["training"]),
+def find_preset(model_type: str, scale: int, fields: dict[str, Any]) -> Preset:
+    """The preset for `model_type` at `scale` whose model matches every given field (e.g. the
+    lite one for num_feat=32); the first such preset when none is given."""
+    candidates = [
+        p for p in PRESETS.values() if p.model["model_type"] == model_type and p.scale == scale
+    ]
+    if not candidates:
+        models = sorted({p.model["model_type"] for p in PRESETS.values()})
+        raise ConfigError(
+            f"no preset trains {model_type!r} at ×{scale}; presets exist for {', '.join(models)} "
+            "(`claritycore presets` lists them)"
         )
-
-    def config_hash(self) -> str:
-        """Short stable hash of the whole config: checkpoints are keyed by it."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    matching = [p for p in candidates if all(p.model.get(k) == v for k, v in fields.items())]
+    return (matching or candidates)[0]
 
 
-def override_keys(preset: Preset) -> list[str]:
-    """Every key an override may set for `preset`: training fields, then model fields."""
-    training = [f.name for f in dataclasses.fields(TrainingConfig)]
-    model = [f.name for f in dataclasses.fields(preset.model)]
-    return training + [k for k in model if k not in training]
-
-
-def _check_type(key: str, current: Any, value: Any) -> Any:
-    """`value` converted to the type of the preset's `current` value, or a ConfigError."""
-    if isinstance(current, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(current, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(current, float) or current is None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(current, tuple):
-        ok = isinstance(value, (list, tuple))
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, type(current))
-    if not ok:
-        kind = "null" if current is None else type(current).__name__
-        raise ConfigError(f"override {key}={value!r} has the wrong type; expected {kind}")
-    return value
-
-
-def resolve(preset_name: str, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
-    """The preset `preset_name` with every non-null override applied and validated."""
-    preset = get_preset(preset_name)
-    valid = override_keys(preset)
-    model_changes: dict[str, Any] = {}
-    training_changes: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"unknown override {key!r}.{hint} Valid keys: {', '.join(valid)}")
-        if hasattr(preset.training, key):
-            training_changes[key] = _check_type(key, getattr(preset.training, key), value)
-        else:
-            model_changes[key] = _check_type(key, getattr(preset.model, key), value)
-    return ExperimentConfig(
-        preset=preset.name,
-        model=preset.model.replace(**model_changes),
-        training=dataclasses.replace(preset.training, **training_changes),
-    )
+def largest_patch(scales: tuple[int, ...]) -> int:
+    """The largest HR patch side of any preset at one of `scales`: a `folder` source drops
+    images smaller than that, since no such preset could crop them."""
+    return max((p.training.patch_size for p in PRESETS.values() if p.scale in scales), default=0)

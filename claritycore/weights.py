@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from claritycore.models import AutoConfig, AutoModel, ConfigError, RRDBNetConfig
+from claritycore.errors import ConfigError
+from claritycore.models import AutoConfig, AutoModel, RRDBNetConfig
 
 FORMAT = "claritycore"
 FORMAT_VERSION = 1

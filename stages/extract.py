@@ -1,4 +1,4 @@
-"""`python -m stages.extract --scale S`: data/raw/<data.source>/train -> data/patches/x{S}.
+"""`python -m stages.extract --scale S`: data/raw/<data.source>/train -> data/stores/x{S}.
 
 Reads params.yaml `data.source` and `extract.workers`.
 """
@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 
-from claritycore.config import ConfigError
-from claritycore.data.images import ImageReadError
-from claritycore.data.patches import ExtractParams, console, extract_store
+from claritycore.config import DataParams, ExtractParams, load_params, read_section
+from claritycore.data.store import extract_store, pipeline_store
+from claritycore.errors import exit_on_user_error
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -23,18 +22,16 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file."),
 ) -> None:
     """Pack the training images with their bicubic LR for one scale."""
-    settings = yaml.safe_load(params.read_text())
-    try:
-        options = ExtractParams.from_dict(settings["extract"])
+    with exit_on_user_error("extract failed"):
+        settings = load_params(params)
+        data = read_section(settings, "data", DataParams)
+        options = read_section(settings, "extract", ExtractParams)
         extract_store(
-            Path("data/raw") / settings["data"]["source"] / "train",
-            Path("data/patches") / f"x{scale}",
+            Path("data/raw") / data.source / "train",
+            pipeline_store(scale),
             scale,
             workers=options.workers,
         )
-    except (ConfigError, ImageReadError, OSError, ValueError) as err:
-        console.print(f"[red]extract failed:[/red] {err}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 
-from claritycore.config import ConfigError
-from claritycore.data.download import FetchError, console
-from claritycore.data.fetch import DataParams, fetch, largest_patch
-from claritycore.data.images import ImageReadError
+from claritycore.config import DataParams, load_params, read_section
+from claritycore.data.fetch import fetch
+from claritycore.errors import exit_on_user_error
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -22,19 +20,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command()
 def main(params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file.")) -> None:
     """Download and verify DIV2K, copy the bundled sample, or import a folder of HR images."""
-    try:
-        data = DataParams.from_dict(yaml.safe_load(params.read_text())["data"])
-        fetch(
-            data.source,
-            Path("data/raw") / data.source,
-            root=data.root,
-            url=data.url,
-            downloads=Path("data/downloads"),
-            min_size=largest_patch(data.scales) if data.source == "folder" else 0,
-        )
-    except (ConfigError, FetchError, ImageReadError, OSError) as err:
-        console.print(f"[red]fetch failed:[/red] {err}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    with exit_on_user_error("fetch failed"):
+        data = read_section(load_params(params), "data", DataParams)
+        fetch(data, Path("data/raw") / data.source, downloads=Path("data/downloads"))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """`python -m stages.train`: train the resolved config (`build/config.yaml`) with `train.*` params.
 
-Reads data/patches/x{scale} and data/raw/<source>/valid; writes models/model.pt and dvclive/.
-Checkpoints go to checkpoints/<config hash>/ (outside DVC), so a killed run resumes and a
-different config never picks up another's state.
+Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/model.pt and dvclive/.
+Checkpoints go to checkpoints/<run key>/ (outside DVC), so a killed run resumes and a
+different config, seed or training data never picks up another's state.
 """
 
 from __future__ import annotations
@@ -10,38 +10,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 
-from claritycore.config import ConfigError, check_fields
-from claritycore.presets import ExperimentConfig
-from claritycore.training import RunOptions, train
+from claritycore.config import DataParams, RunOptions, load_params, read_section
+from claritycore.data.store import pipeline_store
+from claritycore.errors import exit_on_user_error
+from claritycore.experiment import read_resolved
+from claritycore.training import train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command()
 def main(
-    params: Path = typer.Option(Path("params.yaml")),
-    config: Path = typer.Option(Path("build/config.yaml")),
+    params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file."),
+    config: Path = typer.Option(Path("build/config.yaml"), help="The resolved experiment."),
 ) -> None:
     """Train the resolved experiment and write models/model.pt."""
-    settings = yaml.safe_load(params.read_text())
-    resolved = yaml.safe_load(config.read_text())
-    experiment = ExperimentConfig.from_dict(
-        {k: resolved[k] for k in ("preset", "model", "training")}
-    )
-    if resolved.get("config_hash") != experiment.config_hash():
-        raise ConfigError(f"{config} is stale (its config_hash differs); run `dvc repro resolve`")
-    check_fields(RunOptions, settings["train"])
-    train(
-        experiment,
-        train_store=Path(f"data/patches/x{experiment.model.scale}"),
-        val_dir=Path(f"data/raw/{settings['data']['source']}/valid"),
-        output=Path("models/model.pt"),
-        checkpoint_dir=Path("checkpoints") / experiment.config_hash(),
-        options=RunOptions(**settings["train"]),
-        live_dir=Path("dvclive"),
-    )
+    with exit_on_user_error("train failed"):
+        settings = load_params(params)
+        data = read_section(settings, "data", DataParams)
+        options = read_section(settings, "train", RunOptions)
+        experiment = read_resolved(config)
+        train(
+            experiment,
+            train_store=pipeline_store(experiment.model.scale),
+            val_dir=Path("data/raw") / data.source / "valid",
+            output=Path("models/model.pt"),
+            checkpoints=Path("checkpoints"),
+            options=options,
+            live_dir=Path("dvclive"),
+        )
 
 
 if __name__ == "__main__":

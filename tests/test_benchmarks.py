@@ -1,8 +1,8 @@
 """The FLOP count that GPU runs divide by to report their fraction of peak."""
 
 from benchmarks.bench_train import conv_macs, train_flops_per_step
+from claritycore.experiment import resolve
 from claritycore.models import AutoModel
-from claritycore.presets import resolve
 
 
 def rrdbnetx4_macs(side: int) -> int:

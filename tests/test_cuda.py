@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
-from test_train import history, latest, quick_options, run, tiny_experiment, tiny_store
 
 from claritycore.inference import upscale_tensor
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.training import checkpoint as ckpt
+from tests.helpers import history, latest, quick_options, run, tiny_experiment, tiny_store
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -53,7 +53,7 @@ def test_each_precision_trains_and_resumes(tmp_path, precision):
     run killed after its first checkpoint resumes with the scaler's state."""
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
     run(tmp_path / "cpu", experiment, quick_options(), store)
-    options = quick_options(device="cuda", amp_dtype=precision)
+    options = quick_options(device="cuda", precision=precision)
     run(tmp_path / "cuda", experiment, options, store)
     # CUDA's fp32 convolutions use TF32 by default (10-bit mantissa).
     tolerance = 1e-2 if precision == "fp32" else 3e-2
@@ -61,7 +61,7 @@ def test_each_precision_trains_and_resumes(tmp_path, precision):
         losses(tmp_path / "cuda"), losses(tmp_path / "cpu"), rtol=tolerance, atol=0
     )
     ckpt_dir = tmp_path / "cuda" / "ckpt"
-    (first_step, _), *later = ckpt.list_checkpoints(ckpt_dir)
+    (first_step, _), *later = ckpt.list_checkpoints(ckpt_dir / ckpt.run_key(experiment, 0, store))
     for _, path in later:  # as if killed after the first checkpoint
         path.unlink()
     assert first_step == 3
@@ -86,7 +86,7 @@ def test_upscale_on_cuda_matches_the_cpu(tmp_path):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_ddp_two_nccl_ranks_match_one_gpu(tmp_path):
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=4, batch_size=4)
-    options = {"device": "cuda", "amp_dtype": "fp32", "compile": False, "save_every": 4}
+    options = {"device": "cuda", "precision": "fp32", "compile": False, "save_every": 4}
     run(tmp_path / "one", experiment, quick_options(**options), store)
     run(tmp_path / "two", experiment, quick_options(**options, devices=2), store)
     one, two = latest(tmp_path / "one" / "ckpt"), latest(tmp_path / "two" / "ckpt")

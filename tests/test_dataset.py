@@ -16,7 +16,7 @@ from claritycore.data.dataset import (
     load_validation_pairs,
     orient,
 )
-from claritycore.data.patches import extract_store
+from claritycore.data.store import extract_store
 from claritycore.resize import imresize
 
 

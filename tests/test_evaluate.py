@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from claritycore.config import EvalOptions
 from claritycore.evaluation import evaluate
 from claritycore.inference import upscale
 from claritycore.metrics import psnr, ssim
@@ -61,7 +62,12 @@ def setup(tmp_path):
 def test_evaluate_writes_every_output_and_exact_metrics(setup) -> None:
     tmp_path, images, model = setup
     out = tmp_path / "metrics"
-    result = evaluate(tmp_path / "model.pt", tmp_path / "valid", out_dir=out, tile=16, tile_pad=8)
+    result = evaluate(
+        tmp_path / "model.pt",
+        tmp_path / "valid",
+        out_dir=out,
+        options=EvalOptions(tile=16, tile_pad=8),
+    )
 
     assert set(result) >= KEYS
     assert json.loads((out / "eval.json").read_text()) == result
@@ -99,7 +105,9 @@ def test_evaluate_writes_every_output_and_exact_metrics(setup) -> None:
 def test_max_images_limits_and_is_recorded(setup) -> None:
     tmp_path, _, _ = setup
     out = tmp_path / "quick"
-    result = evaluate(tmp_path / "model.pt", tmp_path / "valid", out_dir=out, max_images=1)
+    result = evaluate(
+        tmp_path / "model.pt", tmp_path / "valid", out_dir=out, options=EvalOptions(max_images=1)
+    )
     assert result["images"] == 1 and result["max_images"] == 1
     with open(out / "per_image.csv") as f:
         assert len(list(csv.DictReader(f))) == 1

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from claritycore.config import ConfigError
+from claritycore.config import DataParams
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -24,8 +24,9 @@ from claritycore.data.download import (
     UnreachableError,
     UnsafeArchiveError,
 )
-from claritycore.data.fetch import SAMPLE_DIR, DataParams, fetch, fetch_div2k, largest_patch
+from claritycore.data.fetch import SAMPLE_DIR, fetch, fetch_div2k, import_folder
 from claritycore.data.images import ImageReadError
+from claritycore.errors import ConfigError
 
 FAST = DownloadPolicy(timeout=5.0, retries=3, backoff=0.01, connect_retries=1)
 
@@ -252,7 +253,7 @@ def test_missing_file_on_server_is_not_retried(tmp_path, serve):
 
 
 def test_sample_source_copies_bundled_images(tmp_path):
-    dest = fetch("sample", tmp_path / "sample", root=None, url="", downloads=tmp_path / "dl")
+    dest = fetch(DataParams(source="sample"), tmp_path / "sample", downloads=tmp_path / "dl")
     for split in ("train", "valid"):
         expected = sorted(p.name for p in (SAMPLE_DIR / split).glob("*.png"))
         assert _names(dest / split) == expected and expected
@@ -275,10 +276,7 @@ def _user_folder(root: Path) -> None:
 
 def test_folder_source_converts_and_skips_small(tmp_path):
     _user_folder(tmp_path / "mine")
-    dest = fetch(
-        "folder", tmp_path / "out", root=tmp_path / "mine", url="", downloads=tmp_path / "dl",
-        min_size=32,
-    )  # fmt: skip
+    dest = import_folder(tmp_path / "mine", tmp_path / "out", min_size=32)
     assert _names(dest / "train") == ["alpha.png", "gray.png", "photo.png", "plain.png"]
     assert _names(dest / "valid") == ["palette.png"]
     assert (dest / "train" / "plain.png").read_bytes() == (
@@ -293,30 +291,24 @@ def test_folder_source_names_unreadable_files(tmp_path):
     _user_folder(tmp_path / "mine")
     (tmp_path / "mine" / "train" / "broken.png").write_bytes(b"\x89PNG but not really")
     with pytest.raises(ImageReadError, match=r"broken\.png"):
-        fetch("folder", tmp_path / "out", root=tmp_path / "mine", url="", downloads=tmp_path)
+        fetch(
+            DataParams(source="folder", root=tmp_path / "mine"),
+            tmp_path / "out",
+            downloads=tmp_path,
+        )
     assert not (tmp_path / "out" / "train").exists()
 
 
-def test_bad_source_and_missing_root_list_choices(tmp_path):
-    with pytest.raises(ConfigError, match="div2k, sample, folder"):
-        fetch("imagenet", tmp_path, root=None, url="", downloads=tmp_path)
-    with pytest.raises(ConfigError, match=r"data\.root"):
-        fetch("folder", tmp_path, root=None, url="", downloads=tmp_path)
+def test_folder_without_train_split_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train/"):
-        fetch("folder", tmp_path / "o", root=tmp_path, url="", downloads=tmp_path)
+        fetch(DataParams(source="folder", root=tmp_path), tmp_path / "o", downloads=tmp_path)
 
 
-def test_data_params_validated_once():
-    ok = DataParams.from_dict({"source": "folder", "root": "x", "url": "u", "scales": [2, 4]})
-    assert ok.root == Path("x") and ok.scales == (2, 4)
-    assert largest_patch((2, 4)) == 256 and largest_patch((2, 3, 4, 8)) == 512
-    with pytest.raises(ConfigError, match="div2k, sample, folder"):
-        DataParams.from_dict({"source": "web", "root": None, "url": "u", "scales": [4]})
-    with pytest.raises(ConfigError, match="2, 3, 4, 8"):
-        DataParams.from_dict({"source": "sample", "root": None, "url": "u", "scales": [5]})
-    with pytest.raises(ConfigError, match="url"):
-        DataParams.from_dict({"source": "sample", "root": None, "scales": [4]})
-    with pytest.raises(ConfigError, match="mirror"):
-        DataParams.from_dict(
-            {"source": "sample", "root": None, "url": "u", "scales": [4], "mirror": 1}
-        )
+def test_folder_source_drops_images_below_the_largest_preset_patch(tmp_path):
+    """fetch itself takes the minimum size from the preset table (x2 presets: 128 px)."""
+    _user_folder(tmp_path / "mine")
+    big = np.random.default_rng(1).integers(0, 256, (130, 140, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "mine" / "train" / "big.png")
+    data = DataParams(source="folder", root=tmp_path / "mine", scales=(2,))
+    dest = fetch(data, tmp_path / "out", downloads=tmp_path)
+    assert _names(dest / "train") == ["big.png"]

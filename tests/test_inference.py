@@ -194,4 +194,4 @@ def test_export_cli_writes_loadable_file(tmp_path) -> None:
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x))
     bad = CliRunner().invoke(app, [*args[:3], "--format", "tflite", "-o", str(target)])
-    assert bad.exit_code == 1 and "basicsr, safetensors, onnx" in bad.output
+    assert bad.exit_code == 2 and "basicsr, safetensors, onnx" in bad.output

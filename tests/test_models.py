@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from claritycore.errors import ConfigError
 from claritycore.models import (
     AutoConfig,
     AutoModel,
     BaseConfig,
-    ConfigError,
     RRDBNetConfig,
+    auto,
     register_config,
     register_model,
     registered_models,
@@ -126,7 +127,7 @@ def test_unknown_model_lists_registered_models():
 
 
 def test_unknown_field_lists_valid_fields():
-    with pytest.raises(ConfigError, match=r"'num_feats'.*valid fields: .*num_feat"):
+    with pytest.raises(ConfigError, match=r"'num_feats'. Did you mean num_feat\?.*Valid keys"):
         AutoConfig.from_name("rrdbnet", num_feats=32)
 
 
@@ -137,13 +138,20 @@ def test_unsupported_scale_names_the_valid_scales(scale):
 
 
 def test_bad_upsampler_and_nearest_x3_are_rejected():
-    with pytest.raises(ConfigError, match="pixelshuffle, nearest"):
-        RRDBNetConfig(upsampler="bilinear")
+    with pytest.raises(ConfigError, match="expected one of pixelshuffle, nearest"):
+        AutoConfig.from_name("rrdbnet", upsampler="bilinear")
     with pytest.raises(ConfigError, match="no ×3 step"):
         RRDBNetConfig(scale=3, upsampler="nearest")
 
 
-def test_a_new_model_is_a_config_and_a_module_plus_registration():
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The registry as it is, restored after the test: a toy model must not leak into others."""
+    monkeypatch.setattr(auto, "_CONFIGS", dict(auto._CONFIGS))
+    monkeypatch.setattr(auto, "_MODELS", dict(auto._MODELS))
+
+
+def test_a_new_model_is_a_config_and_a_module_plus_registration(scratch_registry):
     @register_config("toynet_test")
     @dataclass(frozen=True)
     class ToyConfig(BaseConfig):
@@ -168,3 +176,7 @@ def test_a_new_model_is_a_config_and_a_module_plus_registration():
     assert AutoConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="already registered"):
         register_config("toynet_test")(ToyConfig)
+
+
+def test_the_toy_model_did_not_leak_into_the_registry():
+    assert "toynet_test" not in registered_models()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from claritycore.config import ConfigError
-from claritycore.models import AutoModel
-from claritycore.presets import PRESETS, ExperimentConfig, get_preset, override_keys, resolve
+from claritycore.errors import ConfigError
+from claritycore.experiment import ExperimentConfig, override_keys, resolve
+from claritycore.models import AutoConfig, AutoModel
+from claritycore.presets import PRESETS, find_preset, get_preset, largest_patch
 
-# name: (scale, features, blocks, growth, steps, batch, patch) from claritycore-models.md;
-# growth 16 for the lite presets gives their documented ~1M parameters.
+# The one pin of the presets' values: name -> (scale, features, blocks, growth, steps, batch,
+# patch), from claritycore-models.md; growth 16 for the lite presets gives their ~1M parameters.
 DOCUMENTED = {
     "rrdbnetx2": (2, 64, 23, 32, 400_000, 16, 128),
     "rrdbnetx3": (3, 64, 23, 32, 400_000, 16, 192),
@@ -21,18 +22,6 @@ DOCUMENTED = {
     "rrdbnet-litex8": (8, 32, 6, 16, 250_000, 16, 512),
 }
 
-# Exact counts with the pixel-shuffle upsampler (the document's "~16.7M" / "~1M").
-PARAMS = {
-    "rrdbnetx2": 16_771_843,
-    "rrdbnetx3": 16_956_483,
-    "rrdbnetx4": 16_919_555,
-    "rrdbnetx8": 17_067_267,
-    "rrdbnet-litex2": 1_137_251,
-    "rrdbnet-litex3": 1_183_491,
-    "rrdbnet-litex4": 1_174_243,
-    "rrdbnet-litex8": 1_211_235,
-}
-
 
 def test_exactly_the_documented_presets_exist():
     assert list(PRESETS) == list(DOCUMENTED)
@@ -41,22 +30,40 @@ def test_exactly_the_documented_presets_exist():
 @pytest.mark.parametrize("name", DOCUMENTED)
 def test_preset_values_equal_the_document(name):
     preset = get_preset(name)
-    m, t = preset.model, preset.training
+    m, t = AutoConfig.from_dict(preset.model), preset.training
     actual = (m.scale, m.num_feat, m.num_block, m.num_grow_ch, t.steps, t.batch_size, t.patch_size)
     assert actual == DOCUMENTED[name]
     assert (t.lr, t.loss, t.amp, t.ema) == (2e-4, "l1", True, False)
     assert m.model_type == "rrdbnet" and m.upsampler == "pixelshuffle"
 
 
-@pytest.mark.parametrize("name", DOCUMENTED)
-def test_exact_parameter_counts(name):
-    model = AutoModel.from_config(get_preset(name).model)
-    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
+@pytest.mark.parametrize(
+    ("name", "upsampler"),
+    [("rrdbnetx4", "pixelshuffle"), ("rrdbnet-litex3", "pixelshuffle"), ("rrdbnetx2", "nearest"),
+     ("rrdbnet-litex8", "nearest")],
+)  # fmt: skip
+def test_parameter_count_from_config_equals_the_built_model(name, upsampler):
+    config = AutoConfig.from_dict(get_preset(name).model).replace(upsampler=upsampler)
+    model = AutoModel.from_config(config)
+    assert config.parameter_count() == sum(p.numel() for p in model.parameters())
 
 
 def test_full_is_about_16_7m_and_lite_about_1m():
-    assert all(16.5e6 < PARAMS[n] < 17.1e6 for n in PARAMS if "lite" not in n)
-    assert all(1.0e6 < PARAMS[n] < 1.25e6 for n in PARAMS if "lite" in n)
+    counts = {n: AutoConfig.from_dict(p.model).parameter_count() for n, p in PRESETS.items()}
+    assert all(16.5e6 < counts[n] < 17.1e6 for n in counts if "lite" not in n), counts
+    assert all(1.0e6 < counts[n] < 1.25e6 for n in counts if "lite" in n), counts
+    nearest_x4 = AutoConfig.from_dict({**PRESETS["rrdbnetx4"].model, "upsampler": "nearest"})
+    assert nearest_x4.parameter_count() == 16_697_987  # ESRGAN's published RRDB_ESRGAN_x4
+
+
+def test_find_preset_and_largest_patch_read_the_table():
+    assert find_preset("rrdbnet", 4, {}).name == "rrdbnetx4"
+    assert find_preset("rrdbnet", 2, {"num_feat": 32, "num_block": 6}).name == "rrdbnet-litex2"
+    with pytest.raises(ConfigError, match="no preset trains 'edsr'"):
+        find_preset("edsr", 4, {})
+    assert largest_patch((2, 4)) == max(
+        DOCUMENTED[n][6] for n in DOCUMENTED if DOCUMENTED[n][0] in (2, 4)
+    )
 
 
 def test_lookup_ignores_case_and_spaces():
@@ -78,9 +85,7 @@ def test_resolve_applies_overrides_and_ignores_nulls():
     assert config.training.batch_size == 32
     assert config.training.ema is True
     assert config.model.num_feat == 16 and config.model.num_block == 6
-    assert resolve("rrdbnetx4") == resolve(
-        "rrdbnetx4", {k: None for k in override_keys(PRESETS["rrdbnetx4"])}
-    )
+    assert resolve("rrdbnetx4") == resolve("rrdbnetx4", dict.fromkeys(override_keys("rrdbnetx4")))
 
 
 def test_override_typo_lists_valid_keys():
@@ -93,11 +98,12 @@ def test_override_typo_lists_valid_keys():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("steps", "many", "expected int"),
-        ("steps", 1.5, "expected int"),
-        ("amp", 1, "expected bool"),
-        ("loss", "huber", "choose one of l1, l2, charbonnier"),
-        ("scheduler", "step", "choose one of cosine, multistep, constant"),
+        ("steps", "many", r"overrides\.steps is 'many'; expected an integer"),
+        ("steps", 1.5, "expected an integer"),
+        ("amp", 1, "expected true/false"),
+        ("loss", "huber", "expected one of l1, l2, charbonnier"),
+        ("scheduler", "step", "expected one of cosine, multistep, constant"),
+        ("betas", [0.9], "expected a list of 2 numbers"),
         ("scale", 5, "choose one of 2, 3, 4, 8"),
         ("steps", 0, "positive integer"),
         ("lr", -1.0, "positive number"),

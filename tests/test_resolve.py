@@ -10,7 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from claritycore.presets import PRESETS, ExperimentConfig, override_keys, resolve
+from claritycore.experiment import ExperimentConfig, override_keys, resolve
+from claritycore.presets import PRESETS
 from stages.resolve import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_error_exits_without_traceback(tmp_path):
 
 def test_params_list_every_override_key_as_null():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    keys = {key for preset in PRESETS.values() for key in override_keys(preset)}
+    keys = {key for name in PRESETS for key in override_keys(name)}
     assert set(params["overrides"]) == keys
     assert all(value is None for value in params["overrides"].values())
     assert params["preset"] == "rrdbnetx4"

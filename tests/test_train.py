@@ -1,94 +1,31 @@
-"""The trainer in-process: loss falls, LR schedule, bf16 autocast, NaN guard, config-keyed resume.
-
-Helpers here (`tiny_store`, `tiny_experiment`, `quick_options`) are shared by the other
-`test_train_*` files.
-"""
+"""The trainer in-process: loss falls, LR schedule, bf16 autocast, NaN guard, run-keyed resume."""
 
 from __future__ import annotations
 
 import math
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from claritycore import config
-from claritycore.data.patches import extract_store
-from claritycore.presets import ExperimentConfig, resolve
-from claritycore.training import NonFiniteLossError, RunOptions, lr_at, train, trainer
+from claritycore.data.store import extract_store
+from claritycore.experiment import resolve
+from claritycore.training import NonFiniteLossError, lr_at, trainer
 from claritycore.training import checkpoint as ckpt
 from claritycore.training.losses import LOSSES
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
-TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
-
-
-def tiny_images(folder: Path, count: int = 3, size: int = 48) -> Path:
-    """Smooth synthetic RGB images (gradients plus a few shapes), deterministic."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for i in range(count):
-        planes = [np.sin(2 * math.pi * (xx * (c + 1) + yy * (i + 1)) + c) for c in range(3)]
-        pixels = (np.stack(planes, -1) * 100 + 128 + rng.normal(0, 5, (size, size, 3))).clip(0, 255)
-        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{i}.png")
-    return folder
-
-
-def tiny_store(root: Path, scale: int = 2) -> Path:
-    """A patch store of three 48×48 synthetic images."""
-    store = root / f"store_x{scale}"
-    if not (store / "index.json").exists():
-        extract_store(tiny_images(root / "images"), store, scale, workers=1)
-    return store
-
-
-def tiny_experiment(**overrides) -> ExperimentConfig:
-    values = {"steps": 6, "batch_size": 4, "patch_size": 16, **TINY, **overrides}
-    return resolve("rrdbnet-litex2", values)
-
-
-def quick_options(**changes) -> RunOptions:
-    values = {"workers": 0, "device": "cpu", "log_every": 1, "save_every": 3, "val_every": 1000}
-    return RunOptions(**{**values, **changes})
-
-
-def run(tmp: Path, experiment: ExperimentConfig, options: RunOptions, store: Path, **kw) -> Path:
-    return train(
-        experiment,
-        train_store=store,
-        val_dir=kw.get("val_dir"),
-        output=tmp / "model.pt",
-        checkpoint_dir=kw.get("checkpoint_dir", tmp / "ckpt"),
-        options=options,
-        live_dir=kw.get("live_dir"),
-    )
-
-
-def latest(checkpoint_dir: Path) -> dict:
-    """The newest checkpoint file, whatever run wrote it."""
-    return torch.load(ckpt.list_checkpoints(checkpoint_dir)[-1][1], weights_only=True)
-
-
-def history(checkpoint_dir: Path) -> list[dict]:
-    return latest(checkpoint_dir)["history"]
-
-
-def forward_dtypes(monkeypatch) -> list[torch.dtype]:
-    """The dtypes the trainer's model computes its first convolution in, one per forward."""
-    seen = []
-    build = trainer.AutoModel.from_config
-
-    def spying_build(config):
-        model = build(config)
-        model.conv_first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-        return model
-
-    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
-    return seen
+from tests.helpers import (
+    SAMPLE,
+    checkpoint_files,
+    forward_dtypes,
+    history,
+    latest,
+    quick_options,
+    run,
+    tiny_experiment,
+    tiny_images,
+    tiny_store,
+)
 
 
 def test_loss_falls_on_sample_crops(tmp_path):
@@ -122,10 +59,10 @@ def test_lr_schedule_is_a_function_of_the_step():
 
 
 def test_bf16_autocast_on_cpu(tmp_path, monkeypatch):
-    """amp_dtype=bf16 runs the forward in bfloat16 on the CPU and still trains."""
+    """precision=bf16 runs the forward in bfloat16 on the CPU and still trains."""
     seen = forward_dtypes(monkeypatch)
     experiment = tiny_experiment()
-    run(tmp_path, experiment, quick_options(amp_dtype="bf16"), tiny_store(tmp_path))
+    run(tmp_path, experiment, quick_options(precision="bf16"), tiny_store(tmp_path))
     assert seen and set(seen) == {torch.bfloat16}
     rows = history(tmp_path / "ckpt")
     assert all(math.isfinite(r["train/loss"]) for r in rows) and len(rows) == 6
@@ -152,8 +89,8 @@ def test_nan_loss_is_skipped_once_and_stops_when_it_persists(tmp_path, monkeypat
     options = quick_options(save_every=4, max_nonfinite=3)
     with pytest.raises(NonFiniteLossError, match="inf/NaN for 3 steps"):
         run(tmp_path / "stops", experiment, options, store)
-    saved = ckpt.list_checkpoints(tmp_path / "stops" / "ckpt")
-    assert [step for step, _ in saved] == [4]
+    saved = checkpoint_files(tmp_path / "stops" / "ckpt")
+    assert [p.name for p in saved] == ["step_000000004.pt"]
     last_good = latest(tmp_path / "stops" / "ckpt")
     assert all(torch.isfinite(t).all() for t in last_good["model"].values())
 
@@ -166,22 +103,28 @@ def test_only_an_unfinished_run_of_the_same_config_seed_and_data_resumes(tmp_pat
     # being deterministic, logs the same losses.
     run(tmp_path, first, quick_options(save_every=2), store)
     assert [row["train/loss"] for row in history(tmp_path / "ckpt")] == done
+    # Another config, seed or training data is another run key: its own folder, trained anew.
     other = tiny_experiment(steps=4, lr=1e-3)
-    with pytest.warns(UserWarning, match="not resuming"):
-        run(tmp_path, other, quick_options(save_every=2), store)
+    run(tmp_path, other, quick_options(save_every=2), store)
     assert [r["step"] for r in history(tmp_path / "ckpt")] == [1, 2, 3, 4]
     assert latest(tmp_path / "ckpt")["config_hash"] == other.config_hash() != first.config_hash()
-    # Another seed, or other training data, never resumes either.
-    ckpt.list_checkpoints(tmp_path / "ckpt")[-1][1].unlink()  # as if killed after step 2
     key = latest(tmp_path / "ckpt")["run_key"]
-    assert key == ckpt.run_key(other, 0, store)
+    assert key == ckpt.run_key(other, 0, store) != ckpt.run_key(first, 0, store)
     assert key != ckpt.run_key(other, 1, store)
     more = extract_store(
         tiny_images(tmp_path / "more", count=4), tmp_path / "more_x2", 2, workers=1
     )
     assert key != ckpt.run_key(other, 0, more.path)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == sorted(
+        [key, ckpt.run_key(first, 0, store)]
+    )
+    # A checkpoint moved into another run's folder by hand is still refused by its key.
+    first_dir = tmp_path / "ckpt" / ckpt.run_key(first, 0, store)
+    (first_dir / "step_000000004.pt").unlink()  # as if killed after step 2...
+    stray = tmp_path / "ckpt" / key / "step_000000002.pt"
+    stray.rename(first_dir / "step_000000002.pt")  # ...and step 2 replaced by another run's
     with pytest.warns(UserWarning, match="not resuming"):
-        run(tmp_path, other, quick_options(save_every=2, seed=1), store)
+        run(tmp_path, first, quick_options(save_every=2), store)
 
 
 def test_resume_replays_dvclive_history_from_step_zero(tmp_path):
@@ -191,7 +134,7 @@ def test_resume_replays_dvclive_history_from_step_zero(tmp_path):
     val = tiny_images(tmp_path / "valid", count=1, size=40)
     run(tmp_path, experiment, options, store, live_dir=live, val_dir=val)
     # Killed after step 3's checkpoint; as DVC does before a stage runs, outputs are deleted.
-    ckpt.list_checkpoints(tmp_path / "ckpt")[-1][1].unlink()
+    checkpoint_files(tmp_path / "ckpt")[-1].unlink()
     shutil.rmtree(live)
     run(tmp_path, experiment, options, store, live_dir=live, val_dir=val)
     lines = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().split()
@@ -200,30 +143,20 @@ def test_resume_replays_dvclive_history_from_step_zero(tmp_path):
     assert '"psnr_y"' in summary and '"bicubic"' in summary
 
 
-def test_run_options_reject_bad_values():
-    with pytest.raises(ValueError, match="amp_dtype='fp8' is unknown"):
-        RunOptions(amp_dtype="fp8")
-    with pytest.raises(ValueError, match="save_every must be a positive integer"):
-        RunOptions(save_every=0)
-    with pytest.raises(ValueError, match="compile='yes' is invalid"):
-        RunOptions(compile="yes")
-    assert RunOptions(compile="auto").compile is None
-
-
 def test_pretrained_weights_initialise_the_model(tmp_path):
     store = tiny_store(tmp_path)
     run(tmp_path / "a", tiny_experiment(steps=3), quick_options(), store)
     source = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
     # One step at a negligible lr: the result must sit on the pretrained weights.
     tuned = tiny_experiment(steps=1, lr=1e-12, scheduler="constant")
-    options = quick_options(pretrained=tmp_path / "a" / "model.pt")
-    run(tmp_path / "b", tuned, options, store)
+    pretrained = tmp_path / "a" / "model.pt"
+    run(tmp_path / "b", tuned, quick_options(), store, pretrained=pretrained)
     result = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
     for name, tensor in source.items():
         torch.testing.assert_close(result[name], tensor, rtol=0, atol=1e-9, msg=name)
     wider = tiny_experiment(steps=1, num_feat=12)
     with pytest.raises(ValueError, match="does not fit this run"):
-        run(tmp_path / "c", wider, options, store)
+        run(tmp_path / "c", wider, quick_options(), store, pretrained=pretrained)
 
 
 def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch):
@@ -231,7 +164,7 @@ def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch)
     scaler's state is checkpointed, and a resumed run ends on the same weights."""
     seen = forward_dtypes(monkeypatch)
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
-    options = quick_options(amp_dtype="fp16")
+    options = quick_options(precision="fp16")
     run(tmp_path / "whole", experiment, options, store)
     assert set(seen) == {torch.float16}
     saved = latest(tmp_path / "whole" / "ckpt")
@@ -239,7 +172,7 @@ def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch)
     assert all(math.isfinite(r["train/loss"]) for r in saved["history"])
 
     run(tmp_path / "resumed", experiment, options, store)
-    ckpt.list_checkpoints(tmp_path / "resumed" / "ckpt")[-1][1].unlink()  # killed after step 3
+    checkpoint_files(tmp_path / "resumed" / "ckpt")[-1].unlink()  # killed after step 3
     run(tmp_path / "resumed", experiment, options, store)
     assert latest(tmp_path / "resumed" / "ckpt")["scaler"]["_growth_tracker"] == 6  # restored
     whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import tiny_images
 from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
+from tests.helpers import tiny_images
 
 runner = CliRunner()
 
@@ -20,11 +20,11 @@ def calls(monkeypatch, tmp_path):
     """Capture what the commands would train with, without training or extracting."""
     seen = []
     monkeypatch.setattr(train_cli, "train", lambda experiment, **kw: seen.append((experiment, kw)))
-    monkeypatch.setattr(train_cli, "training_store", lambda data, scale, workers: data)
+    monkeypatch.setattr(train_cli, "ensure_store", lambda data, scale, workers: data)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "datasets" / "DIV2K" / "train").mkdir(parents=True)
     (tmp_path / "datasets" / "DIV2K" / "valid").mkdir()
-    (tmp_path / "data" / "patches" / "x4").mkdir(parents=True)
+    (tmp_path / "data" / "stores" / "x4").mkdir(parents=True)
     return seen
 
 
@@ -40,9 +40,10 @@ def test_preset_command_with_overrides(calls):
     training = experiment.training
     assert (training.batch_size, training.steps, training.ema) == (8, 100000, True)
     assert training.patch_size == 256 and training.lr == 2e-4  # untouched preset values
-    assert kw["train_store"] == Path("data/patches/x4")
+    assert kw["train_store"] == Path("data/stores/x4")
     assert kw["output"] == Path("runs/rrdbnetx4/model.pt")
-    assert kw["checkpoint_dir"] == Path("runs/rrdbnetx4/checkpoints") / experiment.config_hash()
+    assert kw["checkpoints"] == Path("runs/rrdbnetx4/checkpoints")
+    assert kw["resume"] is True and kw["pretrained"] is None
 
 
 def test_train_command_documented_example(calls):
@@ -85,7 +86,8 @@ def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
     assert (options.seed, options.workers, options.device, options.devices) == (7, 0, "cpu", 2)
     assert (options.save_every, options.val_every, options.val_images) == (11, 13, 3)
     assert (options.log_every, options.compile, options.channels_last) == (5, True, False)
-    assert (options.resume, options.pretrained, options.amp_dtype) == (False, Path("w.pt"), "bf16")
+    assert options.precision == "bf16"
+    assert (kw["resume"], kw["pretrained"]) == (False, Path("w.pt"))
     assert kw["val_dir"] == Path("elsewhere") and kw["output"] == Path("out/model.pt")
 
 
@@ -93,13 +95,14 @@ def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
     ("args", "message"),
     [
         (["train", "--preset", "rrdbnetx5"], "unknown preset 'rrdbnetx5'"),
-        (["train", "--scale", "5"], "unknown preset 'rrdbnetx5'"),
-        (["rrdbnetx4", "--loss", "l3"], "choose one of l1, l2, charbonnier"),
+        (["train", "--scale", "5"], "no preset trains 'rrdbnet' at ×5"),
+        (["rrdbnetx4", "--loss", "l3"], "expected one of l1, l2, charbonnier"),
         (["rrdbnetx4", "--patch-size", "30"], "not a multiple of scale=4"),
         (["rrdbnetx4", "--steps", "0"], "steps must be a positive integer"),
         (["rrdbnetx4", "--set", "colour=1"], "unknown override 'colour'"),
         (["rrdbnetx4", "--set", "steps"], "is not KEY=VALUE"),
-        (["rrdbnetx4", "--precision", "fp8"], "amp_dtype='fp8' is unknown"),
+        (["rrdbnetx4", "--precision", "fp8"], "options.precision is 'fp8'; expected one of auto"),
+        (["rrdbnetx4", "--scale", "2"], "No such option: --scale"),
         (["rrdbnetx4", "--data", "missing"], "--data missing is not a folder"),
     ],
 )

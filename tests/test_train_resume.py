@@ -11,12 +11,12 @@ import textwrap
 from pathlib import Path
 
 import torch
-from test_train import latest, quick_options, run, tiny_experiment, tiny_store
 
 from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
+from tests.helpers import latest, quick_options, run, tiny_experiment, tiny_store
 
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = {"steps": 9, "ema": True}
 OPTIONS = {"save_every": 3, "log_every": 2}
 
@@ -25,8 +25,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     import torch
-    sys.path.insert(0, {tests!r})
-    from test_train import quick_options, run, tiny_experiment
+    from tests.helpers import quick_options, run, tiny_experiment
     from claritycore.training import checkpoint
 
     mode, root, store = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -44,13 +43,14 @@ CHILD = textwrap.dedent(
         torch.save = torn_write
     run(root, tiny_experiment(**{experiment!r}), quick_options(**{options!r}), store)
     """
-).format(tests=str(TESTS), experiment=EXPERIMENT, options=OPTIONS)
+).format(experiment=EXPERIMENT, options=OPTIONS)
 
 
 def child(mode: str, root: Path, store: Path) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-c", CHILD, mode, str(root), str(store)],
+        cwd=ROOT,  # so the child imports this checkout's `tests.helpers`
         env=env,
         capture_output=True,
         text=True,
@@ -64,7 +64,8 @@ def child(mode: str, root: Path, store: Path) -> int:
 def test_killed_runs_resume_to_the_same_weights_bitwise(tmp_path):
     store = tiny_store(tmp_path)
     experiment = tiny_experiment(**EXPERIMENT)
-    crashed, ckpt_dir = tmp_path / "crashed", tmp_path / "crashed" / "ckpt"
+    crashed = tmp_path / "crashed"
+    ckpt_dir = crashed / "ckpt" / ckpt.run_key(experiment, 0, store)
 
     assert child("kill-after-first-save", crashed, store) == -signal.SIGKILL
     assert [s for s, _ in ckpt.list_checkpoints(ckpt_dir)] == [3]
@@ -75,7 +76,7 @@ def test_killed_runs_resume_to_the_same_weights_bitwise(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(ckpt_dir)] == [3]
     torn = list(ckpt_dir.glob(".step_000000006.pt.*.tmp"))
     assert torn and torn[0].read_bytes() == b"the first bytes of a checkpoint"
-    assert latest(ckpt_dir)["step"] == 3
+    assert latest(crashed / "ckpt")["step"] == 3
 
     assert child("finish", crashed, store) == 0
     reference = tmp_path / "reference"
@@ -86,7 +87,7 @@ def test_killed_runs_resume_to_the_same_weights_bitwise(tmp_path):
     assert resumed["ema"] and resumed["step"] == 9
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], tensor), name
-    last_resumed = latest(ckpt_dir)
+    last_resumed = latest(crashed / "ckpt")
     last_straight = latest(reference / "ckpt")
     for name, tensor in last_straight["model"].items():
         assert torch.equal(last_resumed["model"][name], tensor), name

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from claritycore import __version__
-from claritycore.cli import inference, presets
+from claritycore.cli import evaluate, export, presets, train, upscale
+from claritycore.presets import PRESETS
 
 app = typer.Typer(
     name="claritycore",
@@ -33,14 +34,10 @@ def main(
 
 app.command("presets")(presets.presets_command)
 app.command("list", help="Alias of `presets`.")(presets.presets_command)
-app.command("upscale")(inference.upscale_command)
-app.command("evaluate")(inference.evaluate_command)
-app.command("export")(inference.export_command)
-
+app.command("upscale")(upscale.upscale_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("export")(export.export_command)
 # Training: `claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
-from claritycore.cli import train as train_cli  # noqa: E402
-from claritycore.presets import PRESETS  # noqa: E402
-
-app.command("train")(train_cli.train_command)
+app.command("train")(train.train_command)
 for _preset in PRESETS:
-    app.command(_preset)(train_cli.preset_command(_preset))
+    app.command(_preset)(train.preset_command(_preset))

@@ -10,16 +10,16 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from claritycore.models import AutoModel
+from claritycore.models import AutoConfig
 from claritycore.presets import PRESETS
 
 
 def preset_rows() -> list[dict[str, Any]]:
-    """One dict per preset with the values the table shows; `params` is counted from the model."""
+    """One dict per preset with the values the table shows; `params` is computed from the
+    model config (no model is built)."""
     rows = []
     for preset in PRESETS.values():
-        model_config, training = preset.model, preset.training
-        model = AutoModel.from_config(model_config)
+        model_config, training = AutoConfig.from_dict(preset.model), preset.training
         rows.append(
             {
                 "name": preset.name,
@@ -28,7 +28,7 @@ def preset_rows() -> list[dict[str, Any]]:
                 "num_feat": getattr(model_config, "num_feat", None),
                 "num_block": getattr(model_config, "num_block", None),
                 "num_grow_ch": getattr(model_config, "num_grow_ch", None),
-                "params": sum(p.numel() for p in model.parameters()),
+                "params": model_config.parameter_count(),
                 "steps": training.steps,
                 "batch_size": training.batch_size,
                 "patch_size": training.patch_size,

@@ -1,7 +1,9 @@
 """`claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
 
-Flags are parsed once into an `ExperimentConfig` (preset + overrides via `presets.resolve`) and
-`RunOptions`; unset flags stay None, so every default lives in the preset or in `RunOptions`.
+Flags are parsed once: recipe flags become overrides of a preset (`experiment.resolve`), run
+flags a `RunOptions`; unset flags stay None, so every default lives in the preset or in
+`RunOptions`. The data folder goes through `data.store.ensure_store`, as the pipeline's
+extract stage does.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from typing import Any
 import typer
 import yaml
 
-from claritycore.config import ConfigError
+from claritycore.config import RunOptions
 from claritycore.data.images import list_images
+from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store
+from claritycore.errors import ConfigError, exit_on_user_error
+from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoConfig
-from claritycore.presets import PRESETS, ExperimentConfig, get_preset, resolve
-from claritycore.training import RunOptions, train
+from claritycore.presets import find_preset, get_preset
+from claritycore.schema import parse
+from claritycore.training import train
 
 
 @dataclass(frozen=True)
@@ -33,17 +39,11 @@ class TrainRun:
 
 
 def base_preset(model: str, overrides: dict[str, Any]) -> str:
-    """The preset `claritycore train` starts from: `<model>x<scale>`, or the lite one when the
-    given num_feat/num_block are the lite preset's."""
-    scale = overrides.get("scale")
-    if scale is None:
-        scale = AutoConfig.from_name(model).scale
-    full = f"{model}x{scale}"
-    lite = PRESETS.get(f"{model}-litex{scale}")
-    given = {k: overrides[k] for k in ("num_feat", "num_block") if overrides.get(k) is not None}
-    if lite is not None and given and all(getattr(lite.model, k) == v for k, v in given.items()):
-        return lite.name
-    return get_preset(full).name
+    """The preset `claritycore train` starts from: the one for `model` at the given scale
+    (default: the model's), the lite one when num_feat/num_block are the lite preset's."""
+    scale = overrides.get("scale") or AutoConfig.from_name(model).scale
+    fields = {k: overrides[k] for k in ("num_feat", "num_block") if overrides.get(k) is not None}
+    return find_preset(model, scale, fields).name
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -63,12 +63,11 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
     """Resolve the flags: the experiment config, the data folders and the run options."""
     if preset is None:
         preset = base_preset(model or "rrdbnet", overrides)
-    elif model is not None and get_preset(preset).model.model_type != model:
+    elif model is not None and get_preset(preset).model["model_type"] != model:
         raise ConfigError(f"--model {model} contradicts --preset {preset}; give one of them")
     experiment = resolve(preset, overrides)
-    scale = experiment.model.scale
     if data is None:
-        data = Path(f"data/patches/x{scale}")
+        data = pipeline_store(experiment.model.scale)
         if not data.is_dir():
             raise ConfigError(
                 f"no --data given and no pipeline store at {data}; pass --data with a folder of "
@@ -76,31 +75,14 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
             )
     if not data.is_dir():
         raise ConfigError(f"--data {data} is not a folder of HR images or an extracted store")
-    is_root = not (data / "index.json").exists() and not list_images(data)
+    is_root = not (data / INDEX_FILE).exists() and not list_images(data)
     if is_root and (data / "train").is_dir():
         data = data / "train"  # a dataset root such as datasets/DIV2K with train/ and valid/
     if val_data is None and (data.parent / "valid").is_dir():
         val_data = data.parent / "valid"
     output = output or Path("runs") / (name or experiment.preset)
-    options = RunOptions(**{k: v for k, v in run.items() if v is not None})
+    options = parse(RunOptions, {k: v for k, v in run.items() if v is not None}, "options")
     return TrainRun(experiment, data, val_data, output, options)
-
-
-def training_store(data: Path, scale: int, workers: int) -> Path:
-    """`data` itself when it is an extracted store, else its store beside it (made once)."""
-    from claritycore.data.patches import PatchStore, extract_store
-
-    store = data if (data / "index.json").exists() else data.with_name(f"{data.name}_x{scale}")
-    if not (store / "index.json").exists():
-        typer.echo(f"extracting {data} into {store} (once)")
-        extract_store(data, store, scale, workers=max(1, workers))
-    store_scale = PatchStore.open(store).scale
-    if store_scale != scale:
-        raise ConfigError(
-            f"the store {store} holds ×{store_scale} pairs but this run trains "
-            f"×{scale}; pass --data with a ×{scale} store or a folder of HR images"
-        )
-    return store
 
 
 def train_command(
@@ -138,9 +120,13 @@ def train_command(
     channels_last: bool | None = typer.Option(
         None, "--channels-last/--no-channels-last", help="Default: on for CUDA."
     ),
-    precision: str | None = typer.Option(None, help="Force auto, bf16, fp16 or fp32."),
-    resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue a run."),
-    pretrained: Path | None = typer.Option(None, help="Initial weights (a model.pt)."),
+    precision: str | None = typer.Option(
+        None, help="auto (the recipe's --amp on this device), bf16, fp16 or fp32."
+    ),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
+    pretrained: Path | None = typer.Option(
+        None, help="Initial weights: a model.pt, BasicSR/Real-ESRGAN/ESRGAN .pth or .safetensors."
+    ),
 ) -> None:
     """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
     overrides = {"scale": scale, "num_feat": num_feat, "num_block": num_block}
@@ -149,39 +135,40 @@ def train_command(
     run = {"seed": seed, "workers": workers, "device": device, "devices": devices}
     run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
     run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
-    run |= {"amp_dtype": precision, "resume": resume, "pretrained": pretrained}
-    try:
+    run |= {"precision": precision}
+    with exit_on_user_error("error"):
         for key, value in parse_set(set_values).items():
             if overrides.get(key) is not None:
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
-        store = training_store(job.data, job.experiment.model.scale, job.options.workers)
+        store = ensure_store(job.data, job.experiment.model.scale, workers=job.options.workers)
         train(
             job.experiment,
             train_store=store,
             val_dir=job.val_dir,
             output=job.output / "model.pt",
-            checkpoint_dir=job.output / "checkpoints" / job.experiment.config_hash(),
+            checkpoints=job.output / "checkpoints",
             options=job.options,
             live_dir=job.output / "dvclive",
+            resume=resume,
+            pretrained=pretrained,
         )
-    except ConfigError as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(2) from None
 
 
 def preset_command(preset: str) -> Any:
     """`claritycore <preset> …`: `train_command` with the preset fixed."""
 
+    fixed = ("preset", "model", "scale")
+
     def command(**kwargs: Any) -> None:
-        train_command(preset=preset, model=None, **kwargs)
+        train_command(preset=preset, model=None, scale=None, **kwargs)
 
     signature = inspect.signature(train_command)
-    kept = [p for p in signature.parameters.values() if p.name not in ("preset", "model")]
+    kept = [p for p in signature.parameters.values() if p.name not in fixed]
     command.__signature__ = signature.replace(parameters=kept)
     command.__annotations__ = {
-        k: v for k, v in train_command.__annotations__.items() if k not in ("preset", "model")
+        k: v for k, v in train_command.__annotations__.items() if k not in fixed
     }
     command.__doc__ = f"Train the {preset} preset ({get_preset(preset).description})."
     return command

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from claritycore.data.images import list_images, load_rgb
-from claritycore.data.patches import PatchStore
+from claritycore.data.store import ImageStore
 from claritycore.resize import lr_hr_pair
 
 ORIENTATIONS = 8
@@ -77,7 +77,7 @@ class PairedPatchDataset(Dataset):
     def __init__(
         self, store_path: Path, *, patch_size: int, seed: int, length: int, augment: bool = True
     ) -> None:
-        self.store = PatchStore.open(store_path)
+        self.store = ImageStore.open(store_path)
         self.scale = self.store.scale
         if patch_size <= 0 or patch_size % self.scale:
             raise ValueError(

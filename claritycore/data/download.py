@@ -31,6 +31,7 @@ from rich.progress import (
 
 from claritycore import __version__
 from claritycore.data.images import staged_dir
+from claritycore.errors import UserError
 
 console = Console(stderr=True)
 
@@ -56,7 +57,7 @@ class DownloadPolicy:
     connect_retries: int = 1
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A download, verification or extraction failed; the message says what to do."""
 
 

@@ -6,15 +6,13 @@ sources and their layouts.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from claritycore.config import SCALES, ConfigError, check_fields
+from claritycore.config import DataParams
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -35,8 +33,9 @@ from claritycore.data.images import (
     save_png,
     staged_dir,
 )
+from claritycore.errors import ConfigError
+from claritycore.presets import largest_patch
 
-SOURCES = ("div2k", "sample", "folder")
 SPLITS = ("train", "valid")
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 # The repository's bundled images (data/sample/{train,valid}); stage code runs from a checkout.
@@ -51,51 +50,6 @@ DIV2K_FILES: dict[str, Archive] = {
         448_993_893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", "valid"
     ),
 }
-
-
-@dataclass(frozen=True)
-class DataParams:
-    """params.yaml's `data` section, validated once where a stage reads it."""
-
-    source: str
-    root: Path | None
-    url: str
-    scales: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ConfigError(f"data.source is {self.source!r}; choose one of {', '.join(SOURCES)}")
-        if self.source == "folder" and self.root is None:
-            raise ConfigError(
-                "data.source: folder needs data.root, a folder holding train/ and valid/"
-            )
-        if not self.scales or any(s not in SCALES for s in self.scales):
-            raise ConfigError(
-                f"data.scales is {list(self.scales)}; use some of {', '.join(map(str, SCALES))}"
-            )
-
-    @classmethod
-    def from_dict(cls, values: Mapping) -> DataParams:
-        check_fields(cls, dict(values))
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
-        if missing:
-            raise ConfigError(f"params.yaml `data` lacks {', '.join(missing)}")
-        root = values["root"]
-        return cls(
-            source=values["source"],
-            root=None if root is None else Path(root),
-            url=values["url"],
-            scales=tuple(values["scales"]),
-        )
-
-
-def largest_patch(scales: tuple[int, ...]) -> int:
-    """The largest HR patch side of any preset at one of `scales` (images below it are dropped
-    from a `folder` source: no preset could crop them)."""
-    from claritycore.presets import PRESETS  # imports torch; only the folder source needs it
-
-    sizes = [p.training.patch_size for p in PRESETS.values() if p.model.scale in scales]
-    return max(sizes, default=0)
 
 
 def _offline_help(url: str, names: list[str], downloads: Path) -> str:
@@ -169,7 +123,9 @@ def _convert_one(path: Path, out: Path) -> str | None:
     return note or f"{path.name}: {path.suffix.lstrip('.').upper()} re-encoded as PNG"
 
 
-def _import_folder(root: Path, dest: Path, min_size: int, workers: int) -> Path:
+def import_folder(root: Path, dest: Path, min_size: int, workers: int = 4) -> Path:
+    """A user's `root/{train,valid}` as 8-bit RGB PNGs in `dest`; training images with a side
+    below `min_size` are skipped (counted in the summary)."""
     for split in SPLITS:
         if not (root / split).is_dir():
             raise ConfigError(
@@ -212,29 +168,21 @@ def _import_folder(root: Path, dest: Path, min_size: int, workers: int) -> Path:
 
 
 def fetch(
-    source: str,
+    data: DataParams,
     dest: Path,
     *,
-    root: Path | None,
-    url: str,
     downloads: Path,
-    min_size: int = 0,
     workers: int = 4,
     policy: DownloadPolicy = DownloadPolicy(),
 ) -> Path:
-    """Put `source`'s HR images in `dest/train` and `dest/valid` (PNG, 8-bit RGB); returns dest.
+    """Put `data.source`'s HR images in `dest/train` and `dest/valid` (PNG, 8-bit RGB).
 
-    `min_size`: `folder` training images with a shorter side are skipped (counted in the summary).
+    A `folder` source drops training images smaller than the largest patch of any preset at
+    `data.scales` (no such preset could crop them).
     """
     dest = Path(dest)
-    if source == "div2k":
-        return fetch_div2k(dest, url, DIV2K_FILES, downloads=downloads, policy=policy)
-    if source == "sample":
+    if data.source == "div2k":
+        return fetch_div2k(dest, data.url, DIV2K_FILES, downloads=downloads, policy=policy)
+    if data.source == "sample":
         return _copy_sample(dest)
-    if source == "folder":
-        if root is None:
-            raise ConfigError(
-                "data.source: folder needs data.root, the folder holding train/ and valid/"
-            )
-        return _import_folder(Path(root), dest, min_size, workers)
-    raise ConfigError(f"unknown data.source {source!r}; choose one of {', '.join(SOURCES)}")
+    return import_folder(Path(data.root), dest, largest_patch(data.scales), workers)

@@ -7,15 +7,13 @@ from claritycore.models.auto import (
     register_model,
     registered_models,
 )
-from claritycore.models.base import SCALES, BaseConfig, ConfigError
+from claritycore.models.base import BaseConfig
 from claritycore.models.rrdbnet import RRDBNetConfig, RRDBNetModel
 
 __all__ = [
-    "SCALES",
     "AutoConfig",
     "AutoModel",
     "BaseConfig",
-    "ConfigError",
     "RRDBNetConfig",
     "RRDBNetModel",
     "register_config",

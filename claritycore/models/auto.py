@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from claritycore.models.base import BaseConfig, ConfigError
+from claritycore.errors import ConfigError
+from claritycore.models.base import BaseConfig
 
 _CONFIGS: dict[str, type[BaseConfig]] = {}
 _MODELS: dict[str, type[nn.Module]] = {}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from claritycore.config import SCALES, ConfigError, check_fields
+from claritycore.errors import ConfigError
+from claritycore.schema import SCALES, as_dict, check_keys, parse, require
 
 ConfigT = TypeVar("ConfigT", bound="BaseConfig")
 
@@ -21,27 +21,29 @@ class BaseConfig:
     out_channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.scale not in SCALES:
-            raise ConfigError(
-                f"scale={self.scale!r} is not supported; "
-                f"choose one of {', '.join(map(str, SCALES))}"
-            )
+        require(
+            self.scale in SCALES,
+            f"scale={self.scale!r} is not supported; choose one of {', '.join(map(str, SCALES))}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with `model_type`, safe to store in a checkpoint or YAML."""
-        return {"model_type": self.model_type, **dataclasses.asdict(self)}
+        return {"model_type": self.model_type, **as_dict(self)}
 
     @classmethod
     def from_dict(cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
-        """Inverse of `to_dict`; unknown keys are an error naming the valid fields."""
+        """Inverse of `to_dict`; unknown keys and wrong types are errors naming the fields."""
         values = dict(values)
         model_type = values.pop("model_type", cls.model_type)
         if model_type != cls.model_type:
             raise ConfigError(f"config is for model {model_type!r}, not {cls.model_type!r}")
-        check_fields(cls, values)
-        return cls(**values)
+        return parse(cls, values, cls.model_type)
 
     def replace(self: ConfigT, **changes: Any) -> ConfigT:
-        """A copy with `changes` applied; unknown fields are an error naming the valid fields."""
-        check_fields(type(self), changes)
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes` applied and checked like `from_dict`."""
+        check_keys(type(self), changes, self.model_type)
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def parameter_count(self) -> int:
+        """The built model's number of parameters, computed without building it."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its parameters")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from claritycore.presets import ExperimentConfig
+from claritycore.experiment import ExperimentConfig
 from claritycore.weights import atomic_torch_save, read_torch_file, unwrap
 
 FORMAT = "claritycore-checkpoint"

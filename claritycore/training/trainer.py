@@ -11,7 +11,6 @@ import math
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from claritycore import weights
-from claritycore.config import ConfigError, TrainingConfig
+from claritycore.config import RunOptions, TrainingConfig
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.device import PRECISION_DTYPES, cuda_half_dtype, resolve_device
+from claritycore.errors import ConfigError, UserError
+from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoModel
-from claritycore.presets import ExperimentConfig
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
@@ -34,58 +34,8 @@ from claritycore.training.losses import LOSSES
 from claritycore.training.validation import bicubic_baseline, load_validation, validate
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss stayed inf/NaN for too many steps in a row."""
-
-
-def _auto_flag(name: str, value: bool | str | None) -> bool | None:
-    if value is None or value == "auto":
-        return None
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"{name}={value!r} is invalid; use true, false or auto")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a training (not what to train: that is the `ExperimentConfig`).
-
-    `compile`/`channels_last`: None (or "auto") turns them on for CUDA. `amp_dtype`: "auto"
-    follows the config's `amp` (bf16 on CUDA when supported, else fp16 with a GradScaler;
-    full precision on CPU); bf16/fp16/fp32 force a precision on any device.
-    """
-
-    seed: int = 0
-    workers: int = 4
-    device: str = "auto"
-    devices: int = 1
-    compile: bool | None = None
-    channels_last: bool | None = None
-    log_every: int = 50
-    val_every: int = 5000
-    save_every: int = 1000
-    val_images: int = 10
-    resume: bool = True
-    pretrained: Path | None = None
-    amp_dtype: str = "auto"
-    max_nonfinite: int = 20
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compile", _auto_flag("compile", self.compile))
-        object.__setattr__(self, "channels_last", _auto_flag("channels_last", self.channels_last))
-        for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("workers", "val_images", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if self.amp_dtype not in ("auto", *PRECISION_DTYPES):
-            raise ConfigError(
-                f"amp_dtype={self.amp_dtype!r} is unknown; "
-                f"choose auto, {', '.join(PRECISION_DTYPES)}"
-            )
-        if self.pretrained is not None:
-            object.__setattr__(self, "pretrained", Path(self.pretrained))
 
 
 def lr_at(step: int, cfg: TrainingConfig) -> float:
@@ -102,15 +52,15 @@ def lr_at(step: int, cfg: TrainingConfig) -> float:
 
 
 def amp_settings(
-    device: torch.device, amp: bool, amp_dtype: str
+    device: torch.device, amp: bool, precision: str
 ) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None for fp32, whether a GradScaler is needed)."""
-    if amp_dtype == "auto":
+    if precision == "auto":
         if not amp or device.type != "cuda":
             return None, False
         dtype = cuda_half_dtype()
     else:
-        dtype = PRECISION_DTYPES[amp_dtype]
+        dtype = PRECISION_DTYPES[precision]
     return dtype, dtype is torch.float16
 
 
@@ -165,18 +115,21 @@ def train(
     train_store: Path,
     val_dir: Path | None,
     output: Path,
-    checkpoint_dir: Path,
-    options: RunOptions | None = None,
+    checkpoints: Path,
+    options: RunOptions = RunOptions(),
     live_dir: Path | None = None,
+    resume: bool = True,
+    pretrained: Path | None = None,
 ) -> Path:
-    """Train `experiment` on the patch store `train_store`; write `output` (a model.pt).
+    """Train `experiment` on the image store `train_store`; write `output` (a model.pt).
 
-    Resumes from the newest checkpoint in `checkpoint_dir` written for the same config hash.
-    With `options.devices` > 1 (and not already under torchrun) spawns one process per device.
+    Checkpoints go to `checkpoints/<run key>/` (the config, seed and training data); with
+    `resume`, the newest one there is continued. `pretrained`: initial weights (any file
+    `weights.load_weights` reads). With `options.devices` > 1 (and not already under torchrun)
+    spawns one process per device.
     """
-    options = options or RunOptions()
-    args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoint_dir))
-    args += (options, live_dir)
+    args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoints))
+    args += (options, live_dir, resume, pretrained)
     if options.devices > 1 and not distributed.launched():
         cpu = resolve_device(options.device).type == "cpu"
         distributed.spawn(_run, options.devices, args, cpu=cpu)
@@ -189,9 +142,11 @@ def _run(
     train_store: Path,
     val_dir: Path | None,
     output: Path,
-    checkpoint_dir: Path,
+    checkpoints: Path,
     options: RunOptions,
     live_dir: Path | None,
+    resume: bool,
+    pretrained: Path | None,
 ) -> Path:
     """The whole run in one process (one rank of a DDP world)."""
     cfg, scale = experiment.training, experiment.model.scale
@@ -204,11 +159,11 @@ def _run(
         )
     # Decided once: precision, memory format and compilation; the loop has no device branches.
     on_cuda = device.type == "cuda"
-    amp_dtype, use_scaler = amp_settings(device, cfg.amp, options.amp_dtype)
+    amp_dtype, use_scaler = amp_settings(device, cfg.amp, options.precision)
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    channels_last = on_cuda if options.channels_last is None else options.channels_last
-    use_compile = on_cuda if options.compile is None else options.compile
+    channels_last = on_cuda if options.channels_last == "auto" else options.channels_last
+    use_compile = on_cuda if options.compile == "auto" else options.compile
     # Training batches all have one shape, so cuDNN's per-shape algorithm search pays off.
     torch.backends.cudnn.benchmark |= on_cuda
     console = Console(quiet=not is_main)
@@ -226,7 +181,8 @@ def _run(
     )
     step, history = 0, []
     key = checkpoint.run_key(experiment, options.seed, train_store)
-    state = checkpoint.load_latest(checkpoint_dir, key) if options.resume else None
+    checkpoint_dir = checkpoints / key
+    state = checkpoint.load_latest(checkpoint_dir, key) if resume else None
     if state is not None and state["step"] >= cfg.steps:
         # A finished run is trained again when asked: DVC reruns `train` only when its code
         # or inputs changed, and then the old result must not come back.
@@ -238,8 +194,8 @@ def _run(
         )
         console.print(f"resuming from step {step:,} ({checkpoint_dir})")
         del state
-    elif options.pretrained is not None:
-        _load_pretrained(model, options.pretrained)
+    elif pretrained is not None:
+        _load_pretrained(model, Path(pretrained))
         if ema is not None:
             ema.load_state_dict(model.state_dict())
     log = MetricLog(live_dir, history, main=is_main)
@@ -293,15 +249,15 @@ def _run(
     tick, tick_step, start_step, run_start = time.perf_counter(), step, step, time.perf_counter()
     model.train()
     with progress:
-        for lr_images, hr_images in loader:
-            lr_images = _to_device(lr_images, device, channels_last)
-            hr_images = _to_device(hr_images, device, channels_last)
-            lr = lr_at(step, cfg)
+        for low_res, high_res in loader:
+            low_res = _to_device(low_res, device, channels_last)
+            high_res = _to_device(high_res, device, channels_last)
+            learning_rate = lr_at(step, cfg)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = learning_rate
             with autocast:
-                sr = step_model(lr_images)
-            loss = loss_fn(sr.float(), hr_images)
+                sr = step_model(low_res)
+            loss = loss_fn(sr.float(), high_res)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true gradients
             if cfg.grad_clip is None:
@@ -329,7 +285,7 @@ def _run(
                 total, good = sums.tolist()
                 elapsed, done = now - tick, step - tick_step
                 row = {
-                    "train/lr": lr,
+                    "train/lr": learning_rate,
                     "train/grad_norm": float(grad_norm),
                     "train/patches_per_s": done * cfg.batch_size / elapsed,
                     "train/step_ms": 1000 * elapsed / done,

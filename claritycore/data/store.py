@@ -1,4 +1,4 @@
-"""Per-scale patch store: whole mod-cropped HR images and their bicubic LR, packed for crops.
+"""Per-scale image store: whole mod-cropped HR images and their bicubic LR, packed for crops.
 
 A store is a folder with two raw uint8 files, `hr.u8` and `lr.u8`, holding every image planar
 (3×H×W, so a crop copies contiguous row segments), and `index.json` naming each image with its
@@ -29,31 +29,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from claritycore.config import SCALES, ConfigError, check_fields
 from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
+from claritycore.errors import ConfigError, UserError
 from claritycore.resize import lr_hr_pair
+from claritycore.schema import SCALES
 
+# The format name predates "image store"; kept so existing stores (and run keys) stay valid.
 FORMAT = "claritycore-patch-store"
 VERSION = 1
 HR_FILE, LR_FILE, INDEX_FILE = "hr.u8", "lr.u8", "index.json"
 
 console = Console(stderr=True)
-
-
-@dataclass(frozen=True)
-class ExtractParams:
-    """params.yaml's `extract` section."""
-
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError(f"extract.workers is {self.workers!r}; use an integer >= 1")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ExtractParams:
-        check_fields(cls, values)
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -75,7 +61,7 @@ class StoredImage:
         return math.prod(self.lr_shape)
 
 
-class PatchStore:
+class ImageStore:
     """Read-only view of a store folder; arrays are memory-mapped on first use."""
 
     def __init__(self, path: Path, scale: int, images: list[StoredImage]) -> None:
@@ -86,18 +72,18 @@ class PatchStore:
         self._lr: np.ndarray | None = None
 
     @classmethod
-    def open(cls, path: Path) -> PatchStore:
+    def open(cls, path: Path) -> ImageStore:
         """Open the store written by `extract_store` at `path`."""
         path = Path(path)
         index_path = path / INDEX_FILE
         if not index_path.is_file():
             raise FileNotFoundError(
-                f"{path} is not a patch store (no {INDEX_FILE}); run `python -m stages.extract "
+                f"{path} is not an image store (no {INDEX_FILE}); run `python -m stages.extract "
                 f"--scale S` (or `dvc repro`) to build it"
             )
         index = json.loads(index_path.read_text())
         if index.get("format") != FORMAT or index.get("version") != VERSION:
-            raise ValueError(
+            raise UserError(
                 f"{index_path} is not a {FORMAT} version {VERSION} index; rebuild the store"
             )
         images = [
@@ -188,7 +174,7 @@ def _plan(images: list[Path], scale: int) -> tuple[list[StoredImage], list[str]]
     return planned, skipped
 
 
-def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> PatchStore:
+def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> ImageStore:
     """Pack every image in `src` for `scale` into the store `dest` (replaced atomically).
 
     HR is mod-cropped to a multiple of `scale`; LR is `imresize(hr, 1/scale)` of the whole
@@ -204,7 +190,7 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
     by_name = {p.name: p for p in paths}
     planned, skipped = _plan(paths, scale)
     if not planned:
-        raise ValueError(f"every image in {src} is smaller than the scale {scale}")
+        raise UserError(f"every image in {src} is smaller than the scale {scale}")
     started = time.perf_counter()
     notes: list[str] = []
     with staged_dir(dest) as tmp:
@@ -256,7 +242,7 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     elapsed = time.perf_counter() - started
-    store = PatchStore.open(dest)
+    store = ImageStore.open(dest)
     converted = [n for n in notes if n]
     summary = (
         f"x{scale}: {len(planned)} images in {dest} (HR {hr_bytes / 1e9:.2f} GB + LR "
@@ -267,4 +253,26 @@ def extract_store(src: Path, dest: Path, scale: int, *, workers: int = 2) -> Pat
     if skipped:
         summary += f"; {len(skipped)} skipped as smaller than {scale} px: {', '.join(skipped[:5])}"
     console.print(summary)
+    return store
+
+
+def pipeline_store(scale: int) -> Path:
+    """Where the pipeline's extract stage keeps the ×`scale` store (dvc.yaml's outs)."""
+    return Path("data/stores") / f"x{scale}"
+
+
+def ensure_store(data: Path, scale: int, *, workers: int = 2) -> Path:
+    """`data` itself when it is a store, else the store of its images beside it, extracted once
+    (`<data>_x<scale>`); a store of another scale is refused."""
+    data = Path(data)
+    store = data if (data / INDEX_FILE).exists() else data.with_name(f"{data.name}_x{scale}")
+    if not (store / INDEX_FILE).exists():
+        console.print(f"extracting {data} into {store} (once)")
+        extract_store(data, store, scale, workers=max(1, workers))
+    store_scale = ImageStore.open(store).scale
+    if store_scale != scale:
+        raise ConfigError(
+            f"the store {store} holds ×{store_scale} pairs but this run trains ×{scale}; "
+            f"pass --data with a ×{scale} store or a folder of HR images"
+        )
     return store

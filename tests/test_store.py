@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
-from claritycore.data.patches import PatchStore, extract_store
+from claritycore.data.store import ImageStore, extract_store
 from claritycore.resize import imresize, modcrop
 
 SIZES = [(53, 70), (64, 64), (61, 97)]  # (H, W): none a multiple of 3, some of 2 or 4
@@ -154,7 +154,7 @@ def test_unreadable_image_is_named_and_leaves_no_store(src, tmp_path):
 
 def test_open_rejects_a_folder_without_index(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"stages\.extract"):
-        PatchStore.open(tmp_path)
+        ImageStore.open(tmp_path)
 
 
 def test_list_images_sorted_and_filtered(tmp_path):

@@ -1,0 +1,21 @@
+"""What the weights-taking commands share: the --model help and loading with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from claritycore.errors import UserError
+from claritycore.weights import load_weights
+
+MODEL_HELP = "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth or .safetensors."
+
+
+def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """`load_weights(path)`, with an unreadable file as a UserError (one line, exit status 2)."""
+    try:
+        return load_weights(path)
+    except (ValueError, ImportError) as error:
+        raise UserError(str(error)) from None

@@ -1,0 +1,89 @@
+"""`claritycore upscale`: upscale an image or a folder of images with a trained model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from PIL import Image, UnidentifiedImageError
+from rich.console import Console
+
+from claritycore.cli.common import MODEL_HELP, load_model
+from claritycore.config import EvalOptions
+from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
+from claritycore.device import resolve_device
+from claritycore.errors import UserError, exit_on_user_error
+from claritycore.inference import upscale
+
+
+def upscale_command(
+    input: Path = typer.Argument(..., help="An image file or a folder of images."),
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the upscaled PNGs."),
+    tile: int = typer.Option(
+        EvalOptions.tile, help="Tile side in LR pixels; 0 = whole image at once."
+    ),
+    tile_pad: int = typer.Option(
+        EvalOptions.tile_pad, help="Context pixels around each tile (hides seams)."
+    ),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, …"),
+    overwrite: bool = typer.Option(False, help="Replace outputs that already exist."),
+) -> None:
+    """Upscale an image or every image in a folder; results are PNGs named after the inputs."""
+    console = Console()
+    if input.is_dir():
+        sources = list_images(input)
+    elif input.is_file():
+        sources = [input]
+    else:
+        sources = []
+    with exit_on_user_error("error"):
+        if not input.exists():
+            raise UserError(f"input {input} does not exist (give an image file or a folder)")
+        if not sources:
+            raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
+        net, meta = load_model(model)
+        dev = resolve_device(device)
+    console.print(f"{model.name}: ×{meta['scale']} {meta['format']} model on {dev}")
+    output.mkdir(parents=True, exist_ok=True)
+    done, skipped, failed = 0, 0, []
+    claimed: set[Path] = set()
+    started = time.perf_counter()
+    for source in sources:
+        # PNG keeps every mode we return (16-bit, alpha, palette) without a lossy re-encode.
+        target = output / f"{source.stem}.png"
+        if target in claimed:
+            failed.append((source, f"another input already writes {target.name}"))
+            continue
+        claimed.add(target)
+        if target.exists() and not overwrite:
+            console.print(f"[yellow]skip[/yellow] {source.name}: {target} exists (--overwrite)")
+            skipped += 1
+            continue
+        try:
+            with Image.open(source) as image:
+                reduced = png_rawmode(image) in ("RGB;16B", "RGBA;16B")
+                image.load()
+                icc = image.info.get("icc_profile")
+                if reduced:
+                    console.print(f"[yellow]note[/yellow] {source.name}: read as 8-bit RGB")
+                tic = time.perf_counter()
+                result = upscale(net, image, tile=tile, tile_pad=tile_pad, device=dev)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            console.print(f"[red]failed[/red] {source.name}: {error}")
+            failed.append((source, str(error)))
+            continue
+        result.save(target, icc_profile=icc)
+        size = "×".join(map(str, result.size))
+        console.print(f"{source.name} → {target} ({size}, {time.perf_counter() - tic:.1f}s)")
+        done += 1
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"[bold]{done} upscaled[/bold], {skipped} skipped (exist), {len(failed)} failed "
+        f"in {elapsed:.1f}s"
+    )
+    for source, reason in failed:
+        console.print(f"  [red]✗[/red] {source}: {reason}")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,28 @@
+"""Errors the user fixes (bad params, files, images): one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+
+class UserError(Exception):
+    """Bad input the user can fix; the message names the value or file and the fix."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value or name is invalid; the message lists the valid choices."""
+
+
+@contextlib.contextmanager
+def exit_on_user_error(label: str) -> Iterator[None]:
+    """Turn a UserError or OSError inside the block into `label: message` and exit status 2:
+    what was already written stays, and no traceback hides the one line that matters."""
+    try:
+        yield
+    except (UserError, OSError) as error:
+        Console(stderr=True).print(f"[red]{label}:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None

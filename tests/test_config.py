@@ -1,0 +1,120 @@
+"""params.yaml's sections: one parser, defaults stated once, one-line errors from every stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from claritycore.config import (
+    SECTIONS,
+    DataParams,
+    ExperimentParams,
+    RunOptions,
+    load_params,
+    read_experiment_params,
+    read_section,
+)
+from claritycore.errors import ConfigError
+from claritycore.schema import as_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_params_yaml_documents_every_default(section):
+    """params.yaml lists each field of the section with the dataclass default, and no other."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    defaults = as_dict(SECTIONS[section]())
+    assert params[section] == defaults
+
+
+def test_params_yaml_top_level_is_the_default_experiment():
+    params = load_params(ROOT / "params.yaml")
+    assert read_experiment_params(params).preset == ExperimentParams().preset
+    assert set(params) == {"preset", "overrides", *SECTIONS}
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("data", {"source": "web"}, r"data\.source is 'web'; expected one of div2k, sample"),
+        ("data", {"scales": [5]}, "use some of 2, 3, 4, 8"),
+        ("data", {"scales": 4}, r"data\.scales is 4; expected a list of integers"),
+        ("data", {"source": "folder"}, "needs data.root"),
+        ("data", {"mirror": 1}, r"unknown key 'mirror'.*Valid keys: source, root, url"),
+        ("train", {"workers": -1}, r"train\.workers must be an integer >= 0"),
+        ("train", {"precision": "int8"}, "expected one of auto, bf16, fp16, fp32"),
+        ("train", {"compile": "yes"}, "expected true/false or one of auto"),
+        ("train", {"val_every": 0}, "positive integer"),
+        ("evaluate", {"tile": "big"}, r"evaluate\.tile is 'big'; expected an integer"),
+        ("evaluate", {"max_images": 0}, ">= 1 or null"),
+        ("extract", {"workers": 0}, ">= 1"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_choices(section, values, message):
+    with pytest.raises(ConfigError, match=message):
+        read_section({section: values}, section, SECTIONS[section])
+
+
+def test_parsed_values_get_their_types():
+    data = read_section({"data": {"root": "x", "scales": [2, 4]}}, "data", DataParams)
+    assert data.root == Path("x") and data.scales == (2, 4)
+    train = read_section({"train": {"compile": False}}, "train", RunOptions)
+    assert train.compile is False and train.channels_last == "auto"
+    assert dataclasses.replace(train, seed=1).seed == 1
+
+
+def test_unreadable_params_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match=r"bad\.yaml is not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
+
+
+def _stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)}
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}", *args],
+        cwd=cwd, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "edit", "message"),
+    [
+        ("fetch", [], {"data": {"source": "web"}}, "fetch failed: data.source is 'web'"),
+        ("extract", ["--scale", "4"], {"extract": {"workers": 0}}, "extract failed: extract."),
+        ("train", [], {"train": {"precision": "int8"}}, "train failed: train.precision"),
+        ("train", [], {}, "train failed: build/config.yaml not found"),
+        ("evaluate", [], {"evaluate": {"tile": -1}}, "evaluate failed: evaluate.tile"),
+        ("resolve", [], {"preset": "rrdbnetx5"}, "resolve failed: unknown preset 'rrdbnetx5'"),
+    ],
+)
+def test_every_stage_reports_bad_params_in_one_line(tmp_path, stage, args, edit, message):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in edit.items():
+        params[key] = {**params[key], **value} if isinstance(value, dict) else value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _stage(stage, tmp_path, *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_stale_resolved_config_is_one_line(tmp_path):
+    (tmp_path / "build").mkdir()
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    config = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
+    config["training"]["steps"] = 7
+    (tmp_path / "build" / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = _stage("train", tmp_path)
+    assert proc.returncode == 2
+    assert "is stale (its config_hash differs); run `dvc repro resolve`" in proc.stderr
+    assert "Traceback" not in proc.stderr
