@@ -146,7 +146,7 @@ def test_first_experiment_runs_every_stage(repo: Repo):
         assert f"Running stage '{stage}'" in out, out
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out, out
     # The cache link type: the patch store is linked to the DVC cache, not copied beside it.
-    store = repo.path / "data" / "patches" / "x2" / "index.json"
+    store = repo.path / "data" / "stores" / "x2" / "index.json"
     assert store.is_symlink() or store.stat().st_nlink >= 2
     data = repo.experiments()["first"]
     assert 5.0 < metric(data, "metrics/eval.json", "psnr_y") < 60.0

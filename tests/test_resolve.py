@@ -82,7 +82,7 @@ def test_invalid_value_names_choices(tmp_path):
     assert "l1, l2, charbonnier" in result.output
 
 
-def test_scale_without_extracted_patches_is_refused(tmp_path):
+def test_scale_without_an_extracted_store_is_refused(tmp_path):
     params = write_params(tmp_path, "rrdbnet-litex8")
     values = yaml.safe_load(params.read_text())
     values["data"]["scales"] = [2, 4]
