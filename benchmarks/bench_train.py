@@ -36,14 +36,14 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader
 
+from claritycore.config import RunOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.store import extract_store
 from claritycore.device import resolve_device
-from claritycore.models import AutoModel
-from claritycore.config import RunOptions
 from claritycore.experiment import ExperimentConfig, resolve
-from claritycore.training import train
+from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
+from claritycore.training import train
 
 H200_BF16_TFLOPS = 790.0
 PRESETS = ("rrdbnet-litex4", "rrdbnetx4")
