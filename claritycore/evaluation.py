@@ -24,9 +24,9 @@ from rich.table import Table
 from claritycore.config import EvalOptions
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, load_rgb, save_png
 from claritycore.inference import upscale
+from claritycore.interop import load_weights
 from claritycore.metrics import psnr, ssim
 from claritycore.resize import imresize, lr_hr_pair
-from claritycore.weights import load_weights
 
 # HR side of the comparison crops, and how many best/worst images get one.
 CROP = 192

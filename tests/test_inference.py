@@ -174,24 +174,3 @@ def test_upscale_cli_folder_skips_existing_and_reports_unreadable(tmp_path) -> N
     result = CliRunner().invoke(app, [*args, "--overwrite"])
     assert "2 upscaled, 0 skipped (exist), 1 failed" in result.output
     assert Image.open(out / "a.png").size == (52, 40)
-
-
-def test_export_cli_writes_loadable_file(tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from claritycore.cli import app
-    from claritycore.weights import load_weights, save_model
-
-    model = tiny(4, "nearest")
-    save_model(tmp_path / "model.pt", model, ema=True)
-    target = tmp_path / "x4.pth"
-    args = ["export", "-m", str(tmp_path / "model.pt"), "--format", "basicsr", "-o", str(target)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert list(torch.load(target, weights_only=True)) == ["params_ema"]
-    loaded, _ = load_weights(target)
-    x = torch.rand(1, 3, 6, 5)
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded(x), model(x))
-    bad = CliRunner().invoke(app, [*args[:3], "--format", "tflite", "-o", str(target)])
-    assert bad.exit_code == 2 and "basicsr, safetensors, onnx" in bad.output

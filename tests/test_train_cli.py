@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
+from claritycore.models import AutoConfig, AutoModel
+from claritycore.weights import save_model
 from tests.helpers import tiny_images
 
 runner = CliRunner()
@@ -66,6 +68,9 @@ def test_train_command_documented_example(calls):
 
 
 def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
+    # --pretrained is read before any work starts, so it must be a real weights file.
+    lite = AutoConfig.from_name("rrdbnet", scale=2, num_feat=8, num_block=1, num_grow_ch=4)
+    save_model(tmp_path / "w.pt", AutoModel.from_config(lite))
     result = invoke(
         "train", "--scale", "2", "--num-feat", "32", "--num-block", "6", "--data",
         "datasets/DIV2K/train", "--val-data", "elsewhere", "--output", "out", "--patch-size",
@@ -132,5 +137,5 @@ def test_train_runs_end_to_end_on_a_folder_of_images(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "set" / "train_x2" / "index.json").exists()
     saved = torch.load(tmp_path / "runs" / "rrdbnet-litex2" / "model.pt", weights_only=True)
-    assert (saved["preset"], saved["step"], saved["scale"]) == ("rrdbnet-litex2", 3, 2)
+    assert (saved["preset"], saved["step"], saved["config"]["scale"]) == ("rrdbnet-litex2", 3, 2)
     assert (tmp_path / "runs" / "rrdbnet-litex2" / "dvclive" / "metrics.json").exists()

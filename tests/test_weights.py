@@ -1,199 +1,236 @@
-"""Weights across the ESRGAN ecosystem: foreign layouts load with the right config and give
-the same outputs; pickles are refused; exports round-trip."""
+"""Our model.pt (current and older format versions), file modes, and every kind of unreadable
+weights file through every command that takes one: one line, exit status 2, no traceback."""
 
 from __future__ import annotations
 
-import collections
-import re
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+from typer.testing import CliRunner
 
+from claritycore.cli import app
+from claritycore.export import export_weights
+from claritycore.interop import load_weights
 from claritycore.models import AutoConfig, AutoModel
-from claritycore.weights import export_weights, load_weights, save_model
+from claritycore.weights import FORMAT_VERSION, WeightsError, load_model, save_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(scale: int = 4, upsampler: str = "nearest", **fields) -> torch.nn.Module:
     torch.manual_seed(scale)
-    fields = {"num_feat": 8, "num_block": 2, "num_grow_ch": 4, **fields}
+    fields = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4, **fields}
     config = AutoConfig.from_name("rrdbnet", scale=scale, upsampler=upsampler, **fields)
     return AutoModel.from_config(config).eval()
 
 
-def assert_same_model(loaded: torch.nn.Module, original: torch.nn.Module) -> None:
-    assert loaded.config == original.config
-    x = torch.rand(1, original.config.in_channels, 9, 11)
+def same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    x = torch.rand(1, 3, 7, 6)
     with torch.inference_mode():
-        torch.testing.assert_close(loaded(x), original(x), rtol=0, atol=0)
+        return a.config == b.config and torch.equal(a(x), b(x))
 
 
-def esrgan_names(state: dict) -> dict:
-    """Our names -> the original ESRGAN repository's RRDBNet_arch.py names."""
-    renames = [
-        (r"^body\.(\d+)\.rdb(\d)\.", r"RRDB_trunk.\1.RDB\2."),
-        (r"^conv_body\.", "trunk_conv."),
-        (r"^conv_up(\d)\.", r"upconv\1."),
-        (r"^conv_hr\.", "HRconv."),
-    ]
-    out = {}
-    for key, value in state.items():
-        for pattern, new in renames:
-            key = re.sub(pattern, new, key)
-        out[key] = value
-    return out
+EXPERIMENT_TRAINING = {"steps": 3, "batch_size": 2}
 
 
-def esrgan_old_names(state: dict, num_block: int, num_up: int) -> dict:
-    """Our names -> ESRGAN's first `model.N.sub…` Sequential layout."""
-    top = {"conv_first": 0, "conv_hr": 3 * num_up + 2, "conv_last": 3 * num_up + 4}
-    top |= {f"conv_up{i}": 3 * i for i in range(1, num_up + 1)}
-    out = {}
-    for key, value in state.items():
-        name, kind = key.rsplit(".", 1)
-        if m := re.match(r"body\.(\d+)\.rdb(\d)\.conv(\d)$", name):
-            out[f"model.1.sub.{m[1]}.RDB{m[2]}.conv{m[3]}.0.{kind}"] = value
-        elif name == "conv_body":
-            out[f"model.1.sub.{num_block}.{kind}"] = value
-        else:
-            out[f"model.{top[name]}.{kind}"] = value
-    return out
-
-
-def test_own_model_pt(tmp_path) -> None:
+def test_model_pt_stores_each_fact_once_and_round_trips(tmp_path) -> None:
     model = tiny(4, "pixelshuffle")
-    save_model(tmp_path / "model.pt", model, experiment={"preset": "x"}, step=7, ema=True)
-    loaded, meta = load_weights(tmp_path / "model.pt")
-    assert_same_model(loaded, model)
-    assert meta["step"] == 7 and meta["ema"] is True and meta["preset"] == "x"
+    experiment = {"preset": "x", "model": model.config.to_dict(), "training": EXPERIMENT_TRAINING}
+    save_model(tmp_path / "model.pt", model, experiment=experiment, step=7, ema=True)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert set(payload) == {
+        "format", "format_version", "config", "preset", "training", "step", "ema", "state_dict"
+    }  # fmt: skip
+    assert payload["format_version"] == FORMAT_VERSION == 2
+    for loader in (load_model, load_weights):
+        loaded, meta = loader(tmp_path / "model.pt")
+        assert same_outputs(loaded, model)
+        assert (meta["step"], meta["ema"], meta["preset"], meta["scale"]) == (7, True, "x", 4)
+        assert meta["experiment"] == experiment and meta["model_type"] == "rrdbnet"
 
 
-@pytest.mark.parametrize(
-    ("scale", "upsampler"), [(2, "pixelshuffle"), (3, "pixelshuffle"), (8, "pixelshuffle")]
-)
-def test_plain_state_dict_pixelshuffle_scales(tmp_path, scale, upsampler) -> None:
-    model = tiny(scale, upsampler, num_block=3, num_grow_ch=6)
-    torch.save(model.state_dict(), tmp_path / "w.pth")
-    loaded, meta = load_weights(tmp_path / "w.pth")
-    assert_same_model(loaded, model)
-    assert meta["scale"] == scale
+def test_save_model_refuses_an_experiment_of_another_model(tmp_path) -> None:
+    other = tiny(2).config.to_dict()
+    with pytest.raises(ValueError, match="is not"):
+        save_model(tmp_path / "model.pt", tiny(4), experiment={"preset": "x", "model": other})
 
 
-@pytest.mark.parametrize("key", ["params_ema", "params"])
-def test_basicsr_file_with_module_prefix(tmp_path, key) -> None:
-    model = tiny(4)
-    state = {f"module.{k}": v for k, v in model.state_dict().items()}
-    payload = {key: state}
-    if key == "params_ema":
-        # Real-ESRGAN files carry both; the EMA weights must win.
-        payload["params"] = {k: torch.zeros_like(v) for k, v in state.items()}
-    torch.save(payload, tmp_path / "RealESRGAN_x4plus.pth")
-    loaded, meta = load_weights(tmp_path / "RealESRGAN_x4plus.pth")
-    assert_same_model(loaded, model)
-    assert meta["ema"] is (key == "params_ema") and meta["format"] == "basicsr"
-
-
-def test_real_esrgan_x2_unshuffle_layout(tmp_path) -> None:
+def test_format_version_1_model_pt_reads_unchanged(tmp_path) -> None:
+    """The layout save_model wrote before version 2: scale, model_type and preset at the top
+    level as well, the model config inside `experiment` as well."""
     model = tiny(2)
-    assert model.conv_first.weight.shape[1] == 12  # 3 channels × 2×2 unshuffle
-    torch.save({"params_ema": model.state_dict()}, tmp_path / "RealESRGAN_x2plus.pth")
-    loaded, _ = load_weights(tmp_path / "RealESRGAN_x2plus.pth")
-    assert loaded.config.scale == 2 and loaded.config.upsampler == "nearest"
-    assert_same_model(loaded, model)
+    config = model.config.to_dict()
+    del config["x2_unshuffle"]  # version 1 configs predate the field
+    experiment = {"preset": "rrdbnet-litex2", "model": config, "training": EXPERIMENT_TRAINING}
+    torch.save(
+        {
+            "format": "claritycore", "format_version": 1, "model_type": "rrdbnet",
+            "config": config, "scale": 2, "preset": "rrdbnet-litex2", "experiment": experiment,
+            "step": 11, "ema": False, "state_dict": model.state_dict(),
+        },
+        tmp_path / "model.pt",
+    )  # fmt: skip
+    loaded, meta = load_weights(tmp_path / "model.pt")
+    assert same_outputs(loaded, model)
+    assert (meta["scale"], meta["preset"], meta["step"], meta["experiment"]) == (
+        2, "rrdbnet-litex2", 11, experiment
+    )  # fmt: skip
 
 
-def test_x8_nearest_has_three_up_convs(tmp_path) -> None:
-    model = tiny(8, num_block=1)
-    torch.save({"params": model.state_dict()}, tmp_path / "x8.pth")
-    loaded, _ = load_weights(tmp_path / "x8.pth")
-    assert loaded.config.scale == 8 and hasattr(loaded, "conv_up3")
-    assert_same_model(loaded, model)
+def test_legacy_torch_save_format_reads(tmp_path) -> None:
+    model = tiny(4)
+    path = tmp_path / "old.pth"
+    torch.save({"params": model.state_dict()}, path, _use_new_zipfile_serialization=False)
+    assert same_outputs(load_weights(path)[0], model)
 
 
-@pytest.mark.parametrize("scale", [4, 8])
-def test_original_esrgan_names(tmp_path, scale) -> None:
-    model = tiny(scale, num_block=3)
-    state = esrgan_names(model.state_dict())
-    assert "RRDB_trunk.2.RDB3.conv5.weight" in state and "HRconv.bias" in state
-    torch.save(state, tmp_path / "RRDB_ESRGAN_x4.pth")
-    loaded, meta = load_weights(tmp_path / "RRDB_ESRGAN_x4.pth")
-    assert meta["format"] == "esrgan" and loaded.config.num_block == 3
-    assert_same_model(loaded, model)
+def test_newer_format_version_is_refused(tmp_path) -> None:
+    save_model(tmp_path / "model.pt", tiny())
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, tmp_path / "model.pt")
+    with pytest.raises(WeightsError, match="newer than this ClarityCore reads"):
+        load_model(tmp_path / "model.pt")
 
 
-@pytest.mark.parametrize("scale", [4, 8])
-def test_old_esrgan_layout(tmp_path, scale) -> None:
-    model = tiny(scale, num_block=2, num_grow_ch=5)
-    num_up = {4: 2, 8: 3}[scale]
-    state = esrgan_old_names(model.state_dict(), num_block=2, num_up=num_up)
-    assert "model.1.sub.1.RDB2.conv3.0.weight" in state and "model.1.sub.2.weight" in state
-    # torch.save keeps insertion order: shuffle it to show the mapping does not rely on it.
-    state = collections.OrderedDict(sorted(state.items(), reverse=True))
-    torch.save(state, tmp_path / "RRDB_ESRGAN_x4_old_arch.pth")
-    loaded, meta = load_weights(tmp_path / "RRDB_ESRGAN_x4_old_arch.pth")
-    assert meta["format"] == "esrgan-old"
-    assert loaded.config.num_grow_ch == 5 and loaded.config.scale == scale
-    assert_same_model(loaded, model)
+def test_every_written_file_has_normal_permissions(tmp_path) -> None:
+    pytest.importorskip("safetensors")
+    pytest.importorskip("onnx")
+    old = os.umask(0o022)
+    try:
+        model = tiny(4)
+        save_model(tmp_path / "model.pt", model)
+        for fmt, name in [
+            ("basicsr", "m.pth"),
+            ("safetensors", "m.safetensors"),
+            ("onnx", "m.onnx"),
+        ]:
+            export_weights(model, tmp_path / name, fmt, claritycore_only=True)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["model.pt", "m.pth", "m.safetensors", "m.onnx"], 0o644)
+
+
+# ---- Broken files -----------------------------------------------------------------------------
+
+
+def _broken(tmp_path: Path, case: str) -> tuple[Path, str]:
+    """A broken weights file of kind `case` and a phrase its error message must contain."""
+    good = tmp_path / "good.pt"
+    save_model(good, tiny())
+    if case == "random-bytes":
+        path = tmp_path / "model.pt"
+        path.write_bytes(bytes(range(7, 256)) * 40)
+        return path, "not a PyTorch file"
+    if case == "truncated-zip":
+        path = tmp_path / "model.pt"
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        return path, "truncated or corrupt zip archive"
+    if case == "empty-safetensors":
+        path = tmp_path / "model.safetensors"
+        path.write_bytes(b"")
+        return path, "is empty (0 bytes)"
+    if case == "bad-safetensors-header":
+        path = tmp_path / "model.safetensors"
+        path.write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{not json")
+        return path, "not a valid .safetensors file"
+    if case == "unknown-layout":
+        path = tmp_path / "model.pth"
+        torch.save({"encoder.weight": torch.zeros(2, 2), "head.bias": torch.zeros(2)}, path)
+        return path, "unknown layout (found encoder.weight, head.bias (2 keys))"
+    if case == "unbuildable":
+        # Four nearest ×2 steps: a ×16 RRDBNet, which ClarityCore has no config for.
+        state = tiny(8).state_dict()
+        state |= {
+            "conv_up4.weight": state["conv_up3.weight"],
+            "conv_up4.bias": state["conv_up3.bias"],
+        }
+        path = tmp_path / "x16.pth"
+        torch.save(state, path)
+        return path, "describes an RRDBNet ClarityCore cannot build: scale=16"
+    if case == "pickled-object":
+        path = tmp_path / "model.pt"
+        torch.save({"params": tiny().state_dict(), "opt": Options()}, path)
+        return path, "pickled Python objects"
+    raise AssertionError(case)
 
 
 class Options:
     """Stands for any pickled object (old checkpoints stored argparse/option objects)."""
 
 
-def test_pickled_object_is_refused(tmp_path) -> None:
-    torch.save({"params": tiny().state_dict(), "opt": Options()}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match=r"pickled Python objects \(.*Options\)"):
-        load_weights(tmp_path / "x.pt")
+CASES = [
+    "random-bytes", "truncated-zip", "empty-safetensors", "bad-safetensors-header",
+    "unknown-layout", "unbuildable", "pickled-object",
+]  # fmt: skip
 
 
-def test_unrelated_state_dict_is_explained(tmp_path) -> None:
-    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match=r"missing conv_first\.weight"):
-        load_weights(tmp_path / "other.pth")
+def _assert_one_line_error(output: str, code: int, phrase: str, path: Path) -> None:
+    assert code == 2, output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert phrase in output and str(path) in output, output
 
 
-@pytest.mark.parametrize("ema", [True, False])
-def test_export_basicsr_round_trip(tmp_path, ema) -> None:
-    model = tiny(4)
-    export_weights(model, tmp_path / "x4.pth", "basicsr", ema=ema)
-    payload = torch.load(tmp_path / "x4.pth", weights_only=True)
-    assert list(payload) == ["params_ema" if ema else "params"]
-    loaded, meta = load_weights(tmp_path / "x4.pth")
-    assert meta["ema"] is ema
-    assert_same_model(loaded, model)
+def test_random_bytes_are_not_called_a_pickle(tmp_path) -> None:
+    path, _ = _broken(tmp_path, "random-bytes")
+    with pytest.raises(WeightsError) as error:
+        load_weights(path)
+    assert "pickle" not in str(error.value)
 
 
-def test_export_safetensors_round_trip(tmp_path) -> None:
-    pytest.importorskip("safetensors")
-    model = tiny(3, "pixelshuffle")
-    export_weights(model, tmp_path / "x3.safetensors", "safetensors", metadata={"step": 5})
-    loaded, meta = load_weights(tmp_path / "x3.safetensors")
-    assert meta["step"] == 5 and meta["scale"] == 3
-    assert_same_model(loaded, model)
+@pytest.mark.parametrize("case", CASES)
+def test_broken_file_is_one_line_in_upscale_evaluate_export(tmp_path, case) -> None:
+    path, phrase = _broken(tmp_path, case)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (16, 16), (90, 30, 200)).save(images / "a.png")
+    commands = {
+        "upscale": ["upscale", str(images), "-m", str(path), "-o", str(tmp_path / "out")],
+        "evaluate": ["evaluate", "-m", str(path), "--data", str(images), "--out", str(tmp_path)],
+        "export": ["export", "-m", str(path), "--format", "onnx", "-o", str(tmp_path / "m.onnx")],
+    }
+    for args in commands.values():
+        result = CliRunner().invoke(app, args)
+        _assert_one_line_error(result.output, result.exit_code, phrase, path)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.onnx").exists()
 
 
-def test_foreign_safetensors_is_inferred(tmp_path) -> None:
-    safetensors = pytest.importorskip("safetensors.torch")
-    model = tiny(2)
-    safetensors.save_file(model.state_dict(), str(tmp_path / "x2.safetensors"))
-    loaded, _ = load_weights(tmp_path / "x2.safetensors")
-    assert_same_model(loaded, model)
+@pytest.mark.parametrize("case", ["truncated-zip", "unknown-layout"])
+def test_broken_pretrained_is_one_line_in_train(tmp_path, case) -> None:
+    path, phrase = _broken(tmp_path, case)
+    data = tmp_path / "hr"
+    data.mkdir()
+    for i in range(2):
+        Image.new("RGB", (32, 32), (40 * i, 80, 120)).save(data / f"{i}.png")
+    args = [
+        "rrdbnet-litex2", "--num-feat", "8", "--num-block", "1", "--num-grow-ch", "4",
+        "--data", str(data), "--steps", "1", "--batch-size", "1", "--patch-size", "16",
+        "--workers", "0", "--device", "cpu", "--output", str(tmp_path / "run"),
+        "--pretrained", str(path),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    _assert_one_line_error(result.output, result.exit_code, phrase, path)
 
 
-@pytest.mark.parametrize(("scale", "upsampler"), [(4, "pixelshuffle"), (2, "nearest")])
-def test_export_onnx_matches_torch(tmp_path, scale, upsampler) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    model = tiny(scale, upsampler, num_block=1)
-    export_weights(model, tmp_path / "m.onnx", "onnx")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    x = torch.rand(2, 3, 15, 22)
-    (got,) = session.run(None, {"input": x.numpy()})
-    with torch.inference_mode():
-        expected = model(x).numpy()
-    assert got.shape == (2, 3, 15 * scale, 22 * scale)
-    assert abs(got - expected).max() < 1e-3
-
-
-def test_unknown_export_format(tmp_path) -> None:
-    with pytest.raises(ValueError, match="basicsr, safetensors, onnx"):
-        export_weights(tiny(), tmp_path / "m.bin", "tflite")
+def test_broken_model_is_one_line_in_the_evaluate_stage(tmp_path) -> None:
+    path, phrase = _broken(tmp_path, "truncated-zip")
+    (tmp_path / "models").mkdir()
+    path.rename(tmp_path / "models" / "model.pt")
+    valid = tmp_path / "data" / "raw" / "sample" / "valid"
+    valid.mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(valid / "a.png")
+    (tmp_path / "params.yaml").write_text("data: {source: sample}\nevaluate: {max_images: 1}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.evaluate"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    _assert_one_line_error(output, result.returncode, phrase, Path("models/model.pt"))

@@ -8,9 +8,12 @@ from typing import Any
 from torch import nn
 
 from claritycore.errors import UserError
-from claritycore.weights import load_weights
+from claritycore.interop import load_weights
 
-MODEL_HELP = "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth or .safetensors."
+MODEL_HELP = (
+    "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth, a claritycore 0.0.5 "
+    "model folder or checkpoint, or .safetensors."
+)
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:

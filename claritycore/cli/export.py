@@ -6,29 +6,40 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from claritycore.cli.common import MODEL_HELP, load_model
 from claritycore.errors import UserError, exit_on_user_error
-from claritycore.weights import EXPORT_FORMATS, export_weights
+from claritycore.export import EXPORT_FORMATS, export_weights
 
 
 def export_command(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     format: str = typer.Option(..., "--format", help=f"One of {', '.join(EXPORT_FORMATS)}."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    claritycore_only: bool = typer.Option(
+        False, help="Write a basicsr/safetensors file that other tools would load wrong."
+    ),
 ) -> None:
-    """Export weights for other tools: BasicSR/Real-ESRGAN .pth, safetensors or ONNX."""
+    """Export weights for other tools: BasicSR/Real-ESRGAN .pth, safetensors or ONNX.
+
+    A file that spandrel (chaiNNer) or BasicSR would load into a different model, or that
+    neither loads, is refused with what to do instead; the README's interop table lists
+    every case."""
     console = Console()
     with exit_on_user_error("error"):
+        if format not in EXPORT_FORMATS:
+            raise UserError(
+                f"--format {format!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}"
+            )
         net, meta = load_model(model)
-    if format == "basicsr" and net.config.upsampler != "nearest":
-        console.print(
-            "[yellow]note[/yellow] pixel-shuffle upsampler: Real-ESRGAN/spandrel expect "
-            "conv_up (upsampler=nearest); ClarityCore loads this file either way"
-        )
-    with exit_on_user_error("error"):
         try:
-            export_weights(net, output, format, ema=bool(meta["ema"]), metadata=meta)
+            notes = export_weights(
+                net, output, format, ema=bool(meta["ema"]), metadata=meta,
+                claritycore_only=claritycore_only,
+            )  # fmt: skip
         except (ValueError, ImportError, RuntimeError) as error:
             raise UserError(str(error)) from None
+    for note in notes:
+        console.print(f"[yellow]note[/yellow] {escape(note)}", soft_wrap=True, highlight=False)
     console.print(f"wrote {output} ({format}, ×{meta['scale']}, ema={meta['ema']})")

@@ -25,6 +25,7 @@ from claritycore.models import AutoConfig
 from claritycore.presets import find_preset, get_preset
 from claritycore.schema import parse
 from claritycore.training import train
+from claritycore.training.trainer import read_pretrained
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def train_command(
     ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
     pretrained: Path | None = typer.Option(
-        None, help="Initial weights: a model.pt, BasicSR/Real-ESRGAN/ESRGAN .pth or .safetensors."
+        None, help="Initial weights: any file `claritycore upscale` reads (README: Interop)."
     ),
 ) -> None:
     """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
@@ -142,6 +143,8 @@ def train_command(
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        if pretrained is not None:
+            read_pretrained(pretrained)  # a bad file fails before any extraction
         store = ensure_store(job.data, job.experiment.model.scale, workers=job.options.workers)
         train(
             job.experiment,

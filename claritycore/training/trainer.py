@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
-from claritycore import weights
+from claritycore import interop, weights
 from claritycore.config import RunOptions, TrainingConfig
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.device import PRECISION_DTYPES, cuda_half_dtype, resolve_device
@@ -98,15 +98,23 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, scaler, found_inf: torch.T
         optimizer.step()
 
 
+def read_pretrained(path: Path) -> torch.nn.Module:
+    """The model in a `--pretrained` file; an unreadable file is a one-line ConfigError."""
+    try:
+        return interop.load_weights(path)[0]
+    except weights.WeightsError as error:
+        raise ConfigError(f"--pretrained: {error}") from None
+
+
 def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    pretrained, _ = weights.load_weights(path)
+    pretrained = read_pretrained(path)
     try:
         model.load_state_dict(pretrained.state_dict())
     except RuntimeError as error:
         raise ConfigError(
             f"--pretrained {path} holds {pretrained.config}, which does not fit this run's "
-            f"{model.config}; pick weights of the same architecture ({error})"
-        ) from error
+            f"{model.config}; pick weights of the same architecture"
+        ) from None
 
 
 def train(
@@ -125,7 +133,7 @@ def train(
 
     Checkpoints go to `checkpoints/<run key>/` (the config, seed and training data); with
     `resume`, the newest one there is continued. `pretrained`: initial weights (any file
-    `weights.load_weights` reads). With `options.devices` > 1 (and not already under torchrun)
+    `interop.load_weights` reads). With `options.devices` > 1 (and not already under torchrun)
     spawns one process per device.
     """
     args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoints))

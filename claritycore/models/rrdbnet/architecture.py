@@ -71,8 +71,11 @@ class RRDBNet(nn.Module):
     → LeakyReLU → conv_last. No batch norm.
 
     `upsampler="pixelshuffle"` upsamples with conv + PixelShuffle steps (`upsample.N`);
-    `"nearest"` is ESRGAN/Real-ESRGAN's nearest ×2 + conv steps (`conv_up1..3`), where ×2
-    pixel-unshuffles the input and upsamples ×4, as Real-ESRGAN's ×2 model does.
+    `"nearest"` is ESRGAN/Real-ESRGAN's nearest ×2 + conv + LeakyReLU steps (`conv_up1..3`),
+    where ×2 pixel-unshuffles the input and upsamples ×4, as Real-ESRGAN's ×2 model does
+    (`x2_unshuffle=False`: one ×2 step, the original ESRGAN's ×2); `"nearest_noact"` is
+    claritycore 0.0.5's nearest + conv steps (`upsample.1`, `.3`, …) with one LeakyReLU after
+    the last.
     """
 
     def __init__(
@@ -84,12 +87,13 @@ class RRDBNet(nn.Module):
         num_block: int = 23,
         num_grow_ch: int = 32,
         upsampler: str = "pixelshuffle",
+        x2_unshuffle: bool = True,
     ) -> None:
         super().__init__()
         self.scale = scale
         self.upsampler = upsampler
         # Real-ESRGAN's ×2: fold 2×2 input pixels into channels, then upsample ×4.
-        self.unshuffle = 2 if (upsampler == "nearest" and scale == 2) else 1
+        self.unshuffle = 2 if (upsampler == "nearest" and scale == 2 and x2_unshuffle) else 1
         self.conv_first = nn.Conv2d(in_channels * self.unshuffle**2, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
@@ -98,6 +102,11 @@ class RRDBNet(nn.Module):
             for factor in pixel_shuffle_steps(scale):
                 conv = nn.Conv2d(num_feat, num_feat * factor**2, 3, 1, 1)
                 layers += [conv, nn.PixelShuffle(factor)]
+            self.upsample = nn.Sequential(*layers)
+        elif upsampler == "nearest_noact":
+            layers = []
+            for factor in pixel_shuffle_steps(scale):
+                layers += [nn.Upsample(scale_factor=factor), nn.Conv2d(num_feat, num_feat, 3, 1, 1)]
             self.upsample = nn.Sequential(*layers)
         else:
             num_up = len(pixel_shuffle_steps(scale * self.unshuffle))
@@ -119,6 +128,8 @@ class RRDBNet(nn.Module):
         feat = feat + self.conv_body(self.body(feat))
         if self.upsampler == "pixelshuffle":
             feat = self.upsample(feat)
+        elif self.upsampler == "nearest_noact":
+            feat = self.lrelu(self.upsample(feat))
         else:
             for i in range(1, self.num_up + 1):
                 up = F.interpolate(feat, scale_factor=2, mode="nearest")

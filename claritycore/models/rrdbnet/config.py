@@ -10,7 +10,10 @@ from claritycore.models.base import BaseConfig
 from claritycore.models.rrdbnet.architecture import pixel_shuffle_steps
 from claritycore.schema import require
 
-Upsampler = Literal["pixelshuffle", "nearest"]
+# pixelshuffle: conv + PixelShuffle steps. nearest: ESRGAN/Real-ESRGAN's nearest ×2 + conv +
+# LeakyReLU steps. nearest_noact: claritycore 0.0.5's nearest + conv steps with one LeakyReLU
+# after the last (its ×3 is one ×3 step), kept so its trained files compute what they did.
+Upsampler = Literal["pixelshuffle", "nearest", "nearest_noact"]
 
 
 def _conv3x3(inputs: int, outputs: int) -> int:
@@ -26,12 +29,25 @@ class RRDBNetConfig(BaseConfig):
     num_block: int = 23
     num_grow_ch: int = 32
     upsampler: Upsampler = "pixelshuffle"
+    # nearest ×2 only: True is Real-ESRGAN's x2 (2×2 pixels folded into channels, then ×4),
+    # False the original ESRGAN's single ×2 step on the image itself.
+    x2_unshuffle: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(
             not (self.upsampler == "nearest" and self.scale == 3),
             "upsampler='nearest' has no ×3 step; use upsampler='pixelshuffle'",
+        )
+        require(
+            not (self.upsampler == "nearest_noact" and self.scale == 2),
+            "upsampler='nearest_noact' has no ×2 (claritycore 0.0.5's ×2 did not upscale); "
+            "use upsampler='nearest' or 'pixelshuffle'",
+        )
+        require(
+            self.x2_unshuffle or (self.upsampler, self.scale) == ("nearest", 2),
+            "x2_unshuffle=False applies only to upsampler='nearest' at scale=2; "
+            "leave it True for other configs",
         )
         for name in ("num_feat", "num_block", "num_grow_ch"):
             value = getattr(self, name)
@@ -42,7 +58,7 @@ class RRDBNetConfig(BaseConfig):
         dense_block = sum(_conv3x3(feat + k * grow, grow) for k in range(4))
         dense_block += _conv3x3(feat + 4 * grow, feat)
         # Real-ESRGAN's nearest ×2 pixel-unshuffles the input 2×2 into channels, then goes ×4.
-        unshuffle = 2 if (self.upsampler == "nearest" and self.scale == 2) else 1
+        unshuffle = 2 if (self.upsampler, self.scale, self.x2_unshuffle) == ("nearest", 2, True) else 1
         count = _conv3x3(self.in_channels * unshuffle**2, feat)
         count += self.num_block * 3 * dense_block + _conv3x3(feat, feat)  # body + conv_body
         if self.upsampler == "pixelshuffle":

@@ -20,5 +20,6 @@ class RRDBNetModel(RRDBNet):
             num_block=config.num_block,
             num_grow_ch=config.num_grow_ch,
             upsampler=config.upsampler,
+            x2_unshuffle=config.x2_unshuffle,
         )
         self.config = config
