@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.test_interop import assert_same_model, formula_state, tiny
 from typer.testing import CliRunner
 
 from claritycore.cli import app
@@ -19,6 +18,7 @@ from claritycore.export import ExportRefused, check_export, export_weights, tool
 from claritycore.interop import load_weights
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.weights import save_model
+from tests.test_interop import assert_same_model, formula_state, tiny
 
 FIXTURES = Path(__file__).parent / "fixtures"
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -110,7 +110,7 @@ def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
     pretrained = read_pretrained(path)
     try:
         model.load_state_dict(pretrained.state_dict())
-    except RuntimeError as error:
+    except RuntimeError:
         raise ConfigError(
             f"--pretrained {path} holds {pretrained.config}, which does not fit this run's "
             f"{model.config}; pick weights of the same architecture"

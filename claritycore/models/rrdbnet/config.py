@@ -58,7 +58,9 @@ class RRDBNetConfig(BaseConfig):
         dense_block = sum(_conv3x3(feat + k * grow, grow) for k in range(4))
         dense_block += _conv3x3(feat + 4 * grow, feat)
         # Real-ESRGAN's nearest ×2 pixel-unshuffles the input 2×2 into channels, then goes ×4.
-        unshuffle = 2 if (self.upsampler, self.scale, self.x2_unshuffle) == ("nearest", 2, True) else 1
+        unshuffle = (
+            2 if (self.upsampler, self.scale, self.x2_unshuffle) == ("nearest", 2, True) else 1
+        )
         count = _conv3x3(self.in_channels * unshuffle**2, feat)
         count += self.num_block * 3 * dense_block + _conv3x3(feat, feat)  # body + conv_body
         if self.upsampler == "pixelshuffle":
