@@ -269,3 +269,21 @@ def test_claritycore_005_config_json_must_match_the_tensors(tmp_path) -> None:
     (folder / "config.json").write_text(json.loads(str(V005["layout_x8"]))["config_json"])
     with pytest.raises(WeightsError, match="says scale=8 but the tensors"):
         load_weights(folder)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"scale": 3, "upsampler": "nearest_noact"}, {"scale": 8, "upsampler": "nearest_noact"},
+     {"scale": 2, "upsampler": "nearest", "x2_unshuffle": False}],
+)  # fmt: skip
+def test_parameter_count_of_the_new_upsampler_configs(fields) -> None:
+    config = AutoConfig.from_name("rrdbnet", num_feat=8, num_block=1, num_grow_ch=4, **fields)
+    model = AutoModel.from_config(config)
+    assert config.parameter_count() == sum(p.numel() for p in model.parameters())
+
+
+def test_x2_unshuffle_false_only_where_it_means_something() -> None:
+    with pytest.raises(ValueError, match="x2_unshuffle=False applies only"):
+        AutoConfig.from_name("rrdbnet", scale=4, upsampler="nearest", x2_unshuffle=False)
+    with pytest.raises(ValueError, match="has no ×2"):
+        AutoConfig.from_name("rrdbnet", scale=2, upsampler="nearest_noact")
