@@ -93,12 +93,12 @@ def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any
     corrupt one and one that is no torch file at all each raise a one-line WeightsError."""
     path = Path(path)
     kind = sniff(path)
-    if kind in ("unknown", "safetensors"):
-        what = "a .safetensors file" if kind == "safetensors" else "not a PyTorch file"
+    if kind == "safetensors":
+        raise WeightsError(f"{path} is a .safetensors file; read it with claritycore.interop")
+    if kind == "unknown":
         raise WeightsError(
-            f"{path} is {what}, not a torch.save file (.pt/.pth)"
-            + (": name it *.safetensors" if kind == "safetensors" else "")
-            + "; give a ClarityCore model.pt, a BasicSR/ESRGAN .pth or a .safetensors file"
+            f"{path} is not a PyTorch file (no torch.save header); give a ClarityCore model.pt, "
+            "a BasicSR/ESRGAN .pth or a .safetensors file"
         )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
