@@ -150,27 +150,29 @@ def infer_config(state: dict[str, torch.Tensor], path: Path) -> RRDBNetConfig:
         ) from None
 
 
-def _state_dict_of(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The tensors in a loaded torch file and which layout held them (EMA preferred)."""
+def _state_dict_of(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, bool]:
+    """The tensors in a loaded torch file, which layout held them, and whether they are EMA
+    weights (preferred wherever a file holds both)."""
     if isinstance(payload, dict):
         for key in ("params_ema", "params"):
             if isinstance(payload.get(key), dict):
-                return payload[key], "basicsr"
+                return payload[key], "basicsr", key == "params_ema"
         # claritycore 0.0.5: save_pretrained's {net, net_ema}; training checkpoints hold the
         # whole model (net.*, net_ema.*, loss modules) under model_state_dict.
         if isinstance(payload.get("net"), dict):
-            return payload.get("net_ema") or payload["net"], "claritycore-0.0.5"
+            ema = bool(payload.get("net_ema"))
+            return payload["net_ema" if ema else "net"], "claritycore-0.0.5", ema
         whole = payload.get("model_state_dict")
         if isinstance(whole, dict) and any(k.startswith("net.") for k in whole):
-            prefix = "net_ema." if any(k.startswith("net_ema.") for k in whole) else "net."
-            return {k[len(prefix) :]: v for k, v in whole.items() if k.startswith(prefix)}, (
-                "claritycore-0.0.5"
-            )
+            ema = any(k.startswith("net_ema.") for k in whole)
+            prefix = "net_ema." if ema else "net."
+            state = {k[len(prefix) :]: v for k, v in whole.items() if k.startswith(prefix)}
+            return state, "claritycore-0.0.5", ema
         for key in ("state_dict", "model"):
             if isinstance(payload.get(key), dict):
-                return payload[key], "state_dict"
+                return payload[key], "state_dict", False
         if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-            return payload, "state_dict"
+            return payload, "state_dict", False
     found = _keys_found(payload) if isinstance(payload, dict) else type(payload).__name__
     raise WeightsError(
         f"{path} has an unknown layout (found {found}); expected a dict of tensors or one "
@@ -230,12 +232,7 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         payload = read_torch_file(path)
         if is_model_pt(payload):
             return model_from_payload(payload, path)
-        state, source = _state_dict_of(payload, path)
-        ema = (
-            "params_ema" in payload
-            or "net_ema" in payload
-            or any(k.startswith("net_ema.") for k in payload.get("model_state_dict", ()))
-        )
+        state, source, ema = _state_dict_of(payload, path)
     state = _strip_wrappers(state)
     if "model.0.weight" in state:
         state, source = _from_esrgan_old(state, path), "esrgan-old"
