@@ -31,7 +31,7 @@ def test_cuda_defaults_follow_the_cpu_run(tmp_path, capsys):
     run logs the CPU fp32 run's losses within low-precision rounding, and saves plain weights."""
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=8)
     run(tmp_path / "cpu", experiment, quick_options(), store)
-    run(tmp_path / "cuda", experiment, quick_options(device="cuda"), store)
+    run(tmp_path / "cuda", experiment, quick_options(device="cuda", precision="auto"), store)
     banner = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 80 columns
     assert "channels_last True, compile True" in banner
     expected = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"

@@ -68,6 +68,23 @@ def test_bf16_autocast_on_cpu(tmp_path, monkeypatch):
     assert all(math.isfinite(r["train/loss"]) for r in rows) and len(rows) == 6
 
 
+@pytest.mark.parametrize(("avx512_bf16", "amx"), [(True, False), (False, True), (False, False)])
+def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_has_native_bf16(
+    tmp_path, monkeypatch, avx512_bf16, amx
+):
+    """`auto` with amp on picks bf16 on a CPU that reports AVX512-BF16 or AMX, else fp32."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    native = avx512_bf16 or amx
+    cpu = torch.device("cpu")
+    assert trainer.amp_settings(cpu, True, "auto") == (torch.bfloat16 if native else None, False)
+    assert trainer.amp_settings(cpu, False, "auto") == (None, False)  # amp off: fp32
+    assert trainer.amp_settings(cpu, True, "fp32") == (None, False)  # forced
+    seen = forward_dtypes(monkeypatch)
+    run(tmp_path, tiny_experiment(steps=1), quick_options(precision="auto"), tiny_store(tmp_path))
+    assert set(seen) == {torch.bfloat16 if native else torch.float32}
+
+
 def test_nan_loss_is_skipped_once_and_stops_when_it_persists(tmp_path, monkeypatch):
     store, experiment = tiny_store(tmp_path), tiny_experiment(steps=12)
     calls = {"n": 0}
