@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
+from test_train import SAMPLE, TINY, history, quick_options, run
 from torch import nn
 
+from claritycore.data.patches import extract_store
+from claritycore.presets import resolve
+from claritycore.training import ema as ema_module
 from claritycore.training.ema import ema_copy, ema_decay_at, ema_updater
 
 
@@ -63,3 +69,30 @@ def test_ema_without_warm_up_is_far_worse_after_the_same_steps():
 
     raw, averaged = _regression(200, constant)
     assert averaged > 10 * raw, (raw, averaged)
+
+
+def test_a_short_sample_run_ships_ema_weights_above_a_floor_the_old_ema_cannot_reach(
+    tmp_path, monkeypatch
+):
+    """40 steps on two bundled sample photographs, validated on a held-out one: the shipped
+    EMA weights clear 25 dB PSNR-Y (measured: 27.2 dB after 30 steps, 29.9 after 60); the old EMA (decay 0.999 from step one)
+    still holds ~96% of the random initialisation and scores ~9 dB."""
+    images = tmp_path / "train"
+    images.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(SAMPLE / "train" / name, images)
+    valid = tmp_path / "valid"
+    valid.mkdir()
+    shutil.copy(SAMPLE / "valid" / "chelsea.png", valid)
+    store = extract_store(images, tmp_path / "store", 2, workers=1).path
+    overrides = {"steps": 40, "batch_size": 4, "patch_size": 32, "lr": 2e-3, "ema": True}
+    experiment = resolve("rrdbnet-litex2", {**overrides, **TINY, "scheduler": "constant"})
+    options = quick_options(log_every=40, save_every=40, val_every=40)
+
+    def final_psnr(name: str) -> float:
+        run(tmp_path / name, experiment, options, store, val_dir=valid)
+        return history(tmp_path / name / "ckpt")[-1]["val/psnr_y"]
+
+    assert final_psnr("warm-up") > 25.0
+    monkeypatch.setattr(ema_module, "ema_decay_at", lambda step, decay: decay)
+    assert final_psnr("constant decay") < 25.0 - 10
