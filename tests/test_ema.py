@@ -75,8 +75,8 @@ def test_a_short_sample_run_ships_ema_weights_above_a_floor_the_old_ema_cannot_r
     tmp_path, monkeypatch
 ):
     """40 steps on two bundled sample photographs, validated on a held-out one: the shipped
-    EMA weights clear 25 dB PSNR-Y (measured: 27.2 dB after 30 steps, 29.9 after 60); the old EMA (decay 0.999 from step one)
-    still holds ~96% of the random initialisation and scores ~9 dB."""
+    EMA weights clear 25 dB PSNR-Y (measured: 27.2 dB after 30 steps, 29.9 after 60); the old
+    EMA (decay 0.999 from step one) still holds ~96% of the random initialisation: ~9 dB."""
     images = tmp_path / "train"
     images.mkdir()
     for name in ("astronaut.png", "coffee.png"):
