@@ -24,9 +24,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claritycore.data.patches import extract_store
-from claritycore.presets import resolve
-from claritycore.training import RunOptions, checkpoint, train, trainer
+from claritycore.config import RunOptions
+from claritycore.data.store import extract_store
+from claritycore.experiment import resolve
+from claritycore.training import checkpoint, train, trainer
 from claritycore.training.validation import ValImage, bicubic_baseline, load_validation, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def scoring_each_checkpoint(sets: dict[str, list[ValImage]], scale: int, options
         weights = state["ema"] if state["ema"] is not None else state["model"]
         device = next(weights.parameters()).device
         cfg = state["experiment"].training
-        dtype, _ = trainer.amp_settings(device, cfg.amp, options.amp_dtype)
+        dtype, _ = trainer.amp_settings(device, cfg.amp, options.precision)
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
         row = {"step": state["step"]}
         for name, images in sets.items():
@@ -104,7 +105,7 @@ def main(
                 experiment = resolve(preset, overrides)
                 options = RunOptions(
                     workers=workers, save_every=val_every, val_every=10**9,
-                    log_every=val_every, resume=False, amp_dtype=precision,
+                    log_every=val_every, precision=precision,
                 )  # fmt: skip
                 console.print(f"[bold]lr {lr:g}, EMA {'on' if ema else 'off'}[/]")
                 start = time.perf_counter()
@@ -112,7 +113,7 @@ def main(
                     run_dir = Path(tmp) / f"lr{lr:g}_ema{int(ema)}"
                     train(
                         experiment, train_store=store, val_dir=None, output=run_dir / "model.pt",
-                        checkpoint_dir=run_dir / "ckpt", options=options,
+                        checkpoints=run_dir / "ckpt", options=options, resume=False,
                     )  # fmt: skip
                 runs.append({"lr": lr, "ema": ema, "seconds": time.perf_counter() - start,
                              "rows": rows})  # fmt: skip

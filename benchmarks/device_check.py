@@ -89,7 +89,7 @@ def cuda_tests(timeout: float) -> dict:
 def train_child(preset: str, steps: int, cpu_batch: int, cpu_patch: int) -> dict:
     """Our trainer's mean step time over steps [steps, 2·steps) of `preset`, in this process."""
     from benchmarks.bench_train import ours_step_ms, synthetic_store, train_flops_per_step
-    from claritycore.presets import resolve
+    from claritycore.experiment import resolve
 
     overrides = {"steps": 2 * steps, "scheduler": "constant"}
     if not torch.cuda.is_available():

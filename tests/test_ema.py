@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 import torch
-from test_train import SAMPLE, TINY, history, quick_options, run
 from torch import nn
 
-from claritycore.data.patches import extract_store
-from claritycore.presets import resolve
+from claritycore.data.store import extract_store
+from claritycore.experiment import resolve
 from claritycore.training import ema as ema_module
 from claritycore.training.ema import ema_copy, ema_decay_at, ema_updater
+from tests.helpers import SAMPLE, TINY, history, quick_options, run
 
 
 def test_decay_warms_up_and_is_capped():
