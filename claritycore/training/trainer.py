@@ -62,8 +62,8 @@ def amp_settings(
     """(autocast dtype or None for fp32, whether a GradScaler is needed).
 
     `auto` with `amp`: on CUDA bf16 where supported, else fp16; on a CPU with native bf16
-    (AVX512-BF16 or AMX) bf16, which trains ~1.6× faster there at the same quality; fp32 on
-    other CPUs, where bf16 is emulated and slower, and on other devices.
+    (AVX512-BF16 or AMX) bf16 (measured: lite ×2 steps 1.65× faster, no loss in PSNR); fp32
+    on other CPUs, which have no bf16 instructions, and on other devices.
     """
     if precision == "auto":
         if amp and device.type == "cuda":
