@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from claritycore.inference import upscale, upscale_tensor
+from claritycore import inference
+from claritycore.inference import axis_spans, model_input_pixels, upscale, upscale_tensor
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.resize import imresize
 
@@ -39,6 +43,50 @@ def test_tiled_equals_whole_image(scale: int, upsampler: str) -> None:
     assert np.abs(batched - whole).max() < 1e-5
 
 
+def realesrganer_input_pixels(height: int, width: int, tile: int, pad: int) -> int:
+    """RealESRGANer.tile_process's work: ceil(side / tile) tiles, each padded inside the image."""
+
+    def axis(size: int) -> int:
+        starts = range(0, size, tile)
+        return sum(min(s + tile + pad, size) - max(s - pad, 0) for s in starts)
+
+    return axis(height) * axis(width)
+
+
+def test_model_work_is_realesrganers_for_the_issue_case() -> None:
+    # 480x320 at tile 128, pad 10: 4 x 3 windows of 135 x 120, the image plus its padding.
+    assert model_input_pixels(320, 480, 128, 10) == realesrganer_input_pixels(320, 480, 128, 10)
+    assert model_input_pixels(320, 480, 128, 10) == 194_400 == 540 * 360
+    assert model_input_pixels(320, 480, 0, 10) == 320 * 480
+    # x2 nearest works on 2-pixel cells: 3 x 4 windows of 382 x 504 for 1144 x 2016 of work.
+    assert model_input_pixels(1080, 1920, 512, 16, align=2) == 3 * 4 * 382 * 504
+
+
+@pytest.mark.parametrize("tile", [64, 100, 128, 256, 512])
+@pytest.mark.parametrize("pad", [0, 4, 10, 16, 32])
+def test_model_work_stays_within_3_percent_of_realesrganers(tile: int, pad: int) -> None:
+    sides = [1, 37, 127, 129, 333, 480, 511, 720, 1021, 1080, 2040]
+    for height in sides:
+        for width in sides:
+            ours = model_input_pixels(height, width, tile, pad)
+            assert ours <= 1.03 * realesrganer_input_pixels(height, width, tile, pad)
+
+
+@pytest.mark.parametrize("size", [1, 20, 29, 148, 149, 479, 480, 1021])
+@pytest.mark.parametrize(("tile", "pad"), [(128, 10), (7, 3), (16, 0), (50, 25)])
+def test_spans_cover_the_axis_with_context_and_one_window_size(size, tile, pad) -> None:
+    length, spans = axis_spans(size, tile, pad)
+    assert length <= max(tile + 2 * pad, 1) or len(spans) == 1
+    assert len(spans) == max(1, math.ceil((size - 2 * pad) / tile))
+    assert spans[0].lo == 0 and spans[-1].hi == size
+    for span, after in itertools.pairwise(spans):
+        assert span.hi == after.lo  # cores tile the axis exactly
+    for span in spans:
+        assert span.start >= 0 and span.start + length <= size
+        assert span.lo - span.start >= pad or span.start == 0
+        assert span.start + length - span.hi >= pad or span.start + length == size
+
+
 def test_tiles_without_context_show_seams() -> None:
     """The equality above is not vacuous: with no padding the tiles differ from the whole."""
     model = tiny()
@@ -47,12 +95,16 @@ def test_tiles_without_context_show_seams() -> None:
     assert np.abs(upscale_tensor(model, x, tile=10, tile_pad=0) - whole).max() > 1e-3
 
 
-def test_uint8_array_matches_whole_image_within_one_level() -> None:
+@pytest.mark.parametrize(
+    ("height", "width", "tile"), [(41, 23, 16), (67, 29, 7), (50, 61, 13), (23, 97, 30)]
+)
+def test_uint8_array_matches_whole_image_within_one_level(height, width, tile) -> None:
+    """One window on an axis, many, and spans whose overlaps differ by the rounding."""
     model = tiny()
-    image = np.random.default_rng(0).integers(0, 256, (41, 23, 3), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     whole = upscale(model, image, tile=0)
-    tiled = upscale(model, image, tile=16, tile_pad=FULL_PAD)
-    assert whole.dtype == np.uint8 and whole.shape == (164, 92, 3)
+    tiled = upscale(model, image, tile=tile, tile_pad=FULL_PAD)
+    assert whole.dtype == np.uint8 and whole.shape == (4 * height, 4 * width, 3)
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
 
 
@@ -62,6 +114,76 @@ def test_uint8_output_is_the_rounded_float_output() -> None:
     as_float = upscale(model, image.astype(np.float32) / 255, tile=0)
     expected = np.clip(np.round(as_float * 255), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(upscale(model, image, tile=0), expected)
+
+
+def peak_torch_bytes(run) -> int:
+    """Peak bytes of live torch CPU allocations while `run()` runs (the profiler's events)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+@pytest.mark.parametrize(("upsampler", "bound"), [("nearest", 2.3), ("pixelshuffle", 2.1)])
+def test_inference_keeps_at_most_two_high_resolution_maps_alive(upsampler, bound) -> None:
+    """The largest tensors are num_feat x 4H x 4W maps; the old forward kept a third alive
+    (the upsampled input of conv_up2 through conv_hr: 3.39 maps nearest, 2.39 pixelshuffle)."""
+    model = tiny(4, upsampler).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 32, 48).to(memory_format=torch.channels_last)
+    hr_map = 8 * (32 * 4) * (48 * 4) * 4
+    with torch.inference_mode():
+        model(x)  # first-call allocations (oneDNN primitives) are not the forward's
+        assert peak_torch_bytes(lambda: model(x)) <= bound * hr_map
+
+
+def test_whole_image_upscale_holds_the_model_peak_and_not_more() -> None:
+    """Pre- and post-processing add no full-size float copies: output goes straight to uint8."""
+    model = tiny(4, "nearest")
+    image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    upscale(model, image, tile=0)
+    hr_map = 8 * (32 * 4) * (48 * 4) * 4
+    assert peak_torch_bytes(lambda: upscale(model, image, tile=0)) <= 2.3 * hr_map
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_precision_follows_the_cpu_when_bf16_is_enabled(monkeypatch, native_bf16) -> None:
+    monkeypatch.setattr(inference, "AUTO_BF16", True)
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: native_bf16)
+    assert inference.inference_precision(torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
+    model = tiny()
+    x = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(6))
+    auto = upscale_tensor(model, x, tile=0)
+    bf16 = upscale_tensor(model, x, tile=0, precision="bf16")
+    fp32 = upscale_tensor(model, x, tile=0, precision="fp32")
+    assert 0 < np.abs(bf16 - fp32).max() < 0.05  # bf16 really ran, and ran close
+    np.testing.assert_array_equal(auto, bf16 if native_bf16 else fp32)
+
+
+@pytest.mark.parametrize("cuda_bf16", [True, False])
+def test_auto_precision_on_cuda_is_bf16_where_supported(monkeypatch, cuda_bf16) -> None:
+    monkeypatch.setattr(inference, "AUTO_BF16", True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: cuda_bf16)
+    expected = "bf16" if cuda_bf16 else "fp32"
+    assert inference.inference_precision(torch.device("cuda")) == expected
+
+
+def test_auto_precision_is_fp32_when_bf16_is_not_enabled(monkeypatch) -> None:
+    monkeypatch.setattr(inference, "AUTO_BF16", False)
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    for device in ("cpu", "cuda"):
+        assert inference.inference_precision(torch.device(device)) == "fp32"
+
+
+def test_unknown_precision_is_explained() -> None:
+    with pytest.raises(ValueError, match="auto, bf16, fp16, fp32"):
+        upscale(tiny(), np.zeros((4, 4, 3), dtype=np.uint8), precision="int8")
 
 
 def _pil(mode: str, size: tuple[int, int] = (13, 10)) -> Image.Image:

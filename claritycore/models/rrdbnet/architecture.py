@@ -126,13 +126,17 @@ class RRDBNet(nn.Module):
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
+        # Each step rebinds `feat`, so no high-resolution map outlives the conv that reads it
+        # (a kept upsampled map was the largest tensor alive in conv_hr); the values are the
+        # same, and training's autograd keeps what it needs regardless.
         if self.upsampler == "pixelshuffle":
             feat = self.upsample(feat)
         elif self.upsampler == "nearest_noact":
             feat = self.lrelu(self.upsample(feat))
         else:
             for i in range(1, self.num_up + 1):
-                up = F.interpolate(feat, scale_factor=2, mode="nearest")
-                feat = self.lrelu(getattr(self, f"conv_up{i}")(up))
-        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+                conv_up = getattr(self, f"conv_up{i}")
+                feat = self.lrelu(conv_up(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_hr(feat))
+        out = self.conv_last(feat)
         return out[..., : height * self.scale, : width * self.scale]
