@@ -1,13 +1,15 @@
-"""Peak memory and time of `upscale` on CPU: tile sizes vs whole image, and growing images.
+"""Throughput and peak memory of `upscale`: presets × scales × tiling × precision.
 
 Each setting runs in a fresh subprocess, because a process's peak RSS (`ru_maxrss`) never
-goes down and tracemalloc does not see torch's allocations. The model has random weights:
-time and memory do not depend on their values.
+goes down and tracemalloc does not see torch's allocations. The models have random weights:
+time and memory do not depend on their values. Reports images/s, megapixels/s of output and
+peak memory, one row per setting.
 
-    python benchmarks/bench_infer.py                      # lite x4, the default table
-    python benchmarks/bench_infer.py --preset rrdbnetx4 --tiles 256 --sizes 288x288 --no-grow
-    python benchmarks/bench_infer.py --preset rrdbnetx4 --device cuda --precision bf16 \
-        --tiles 512,0 --sizes 1020x678 --no-grow     # GPU: images/s at DIV2K x4 LR size
+    python benchmarks/bench_infer.py                                   # ~3 min on 2 cores
+    python benchmarks/bench_infer.py --presets rrdbnet-litex2,rrdbnet-litex4 \
+        --sizes 1280x720 --tiles 0 --repeats 3                         # video frames/s
+    python benchmarks/bench_infer.py --presets rrdbnetx4 --device cuda --sizes 1020x678 \
+        --tiles 512,0 --precisions bf16,fp32 --repeats 5               # GPU
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from itertools import product
 
 import typer
 from rich.console import Console
@@ -31,39 +35,55 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(
-    preset: str, tile: int, tile_pad: int, width: int, height: int, device: str, precision: str
+def measure(
+    preset: str,
+    size: str,
+    tile: int,
+    precision: str,
+    *,
+    tile_pad: int = 16,
+    device: str = "cpu",
+    repeats: int = 1,
 ) -> dict:
-    """One measurement: peak RSS (CPU) or peak allocated memory (CUDA), and the wall time."""
+    """One setting: median seconds of `repeats` runs after a warm-up, rates and peak memory."""
     import numpy as np
     import torch
 
     from claritycore.device import resolve_device
-    from claritycore.inference import upscale
+    from claritycore.inference import inference_precision, model_input_pixels, upscale
     from claritycore.models import AutoConfig, AutoModel
     from claritycore.presets import get_preset
 
+    width, height = map(int, size.split("x"))
     torch.manual_seed(0)
     model = AutoModel.from_config(AutoConfig.from_dict(get_preset(preset).model)).eval()
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    options = {"tile": tile, "tile_pad": tile_pad, "device": device, "precision": precision}
+    dev = resolve_device(device)
+    options = {"tile": tile, "tile_pad": tile_pad, "device": dev, "precision": precision}
     upscale(model, image[:64, :64], **options)  # warm-up: allocator and kernel selection
-    cuda = resolve_device(device).type == "cuda"
-    if cuda:
+    if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = _rss_mib()
-    start = time.perf_counter()
-    out = upscale(model, image, progress=False, **options)  # returns numpy: already synced
-    seconds = time.perf_counter() - start
-    gpu = {"cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = upscale(model, image, progress=False, **options)  # numpy: already synced
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    gpu = {"cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20} if dev.type == "cuda" else {}
+    align = getattr(model, "unshuffle", 1)
     return gpu | {
         "preset": preset,
-        "device": device,
-        "precision": precision,
-        "images_per_s": 1 / seconds,
-        "size": f"{width}x{height}",
+        "device": str(dev),
+        "precision": inference_precision(dev) if precision == "auto" else precision,
+        "size": size,
         "tile": tile,
-        "seconds": seconds,
+        "tile_pad": tile_pad,
+        "seconds": median,
+        "repeats": repeats,
+        "images_per_s": 1 / median,
+        "output_mp_per_s": out.shape[0] * out.shape[1] / median / 1e6,
+        "input_pixels_computed": model_input_pixels(height, width, tile, tile_pad, align),
         "baseline_mib": before,
         "peak_mib": _rss_mib(),
         "output_mib": out.nbytes / 2**20,
@@ -73,49 +93,63 @@ def _child(
     }
 
 
+def _table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    columns = ["preset", "LR size", "tile", "precision", "s/image", "images/s", "out MP/s"]
+    columns += ["peak RSS MiB", "Δ RSS MiB", "load"]
+    cuda = any("cuda_peak_mib" in row for row in rows)
+    for column in columns + (["CUDA peak MiB"] if cuda else []):
+        table.add_column(column, justify="left" if column == "preset" else "right")
+    for row in rows:
+        table.add_row(
+            row["preset"],
+            row["size"],
+            str(row["tile"]) if row["tile"] else "whole",
+            row["precision"],
+            f"{row['seconds']:.2f}",
+            f"{row['images_per_s']:.3f}",
+            f"{row['output_mp_per_s']:.2f}",
+            f"{row['peak_mib']:.0f}",
+            f"{row['peak_mib'] - row['baseline_mib']:.0f}",
+            f"{row['load1']:.1f}",
+            *([f"{row['cuda_peak_mib']:.0f}"] if cuda else []),
+        )
+    return table
+
+
 @app.command()
 def main(
-    preset: str = typer.Option("rrdbnet-litex4", help="Model preset (its architecture)."),
-    tiles: str = typer.Option("256,512,0", help="Comma-separated tile sizes; 0 = whole image."),
-    sizes: str = typer.Option("1020x678", help="Comma-separated LR sizes WxH."),
-    grow: bool = typer.Option(True, help="Also run tile 256 on growing images."),
+    presets: str = typer.Option(
+        "rrdbnet-litex2,rrdbnet-litex4,rrdbnetx2,rrdbnetx4", help="Comma-separated presets."
+    ),
+    sizes: str = typer.Option("160x120", help="Comma-separated LR sizes WxH."),
+    tiles: str = typer.Option("64,0", help="Comma-separated tile sizes; 0 = whole image."),
+    precisions: str = typer.Option("fp32,bf16", help="Comma-separated: auto, fp32, bf16, fp16."),
     tile_pad: int = typer.Option(16),
+    repeats: int = typer.Option(1, help="Timed runs per setting (the median is reported)."),
     device: str = typer.Option("cpu", help="cpu, or cuda for the GPU figures."),
-    precision: str = typer.Option("auto", help="CUDA autocast: auto, fp16, bf16, fp32."),
-    child: bool = typer.Option(False, hidden=True),
+    child: str = typer.Option("", hidden=True),
 ) -> None:
-    """Run every (size, tile) setting in its own process and print one table."""
+    """Run every (preset, size, tile, precision) setting in its own process; print one table."""
     if child:
-        width, height = map(int, sizes.split("x"))
-        row = _child(preset, int(tiles), tile_pad, width, height, device, precision)
+        preset, size, tile, precision = child.split(",")
+        row = measure(
+            preset, size, int(tile), precision, tile_pad=tile_pad, device=device, repeats=repeats
+        )
         print(json.dumps(row))
         return
-    settings = [(s, int(t)) for s in sizes.split(",") for t in tiles.split(",")]
-    if grow:
-        settings += [(s, 256) for s in ("255x170", "510x339")]
-    table = Table(title=f"upscale on {device}, {preset}, tile_pad {tile_pad}")
-    columns = ["LR size", "tile", "seconds", "peak RSS MiB", "Δ RSS MiB", "output MiB"]
-    for column in columns + (["CUDA peak MiB"] if device.startswith("cuda") else []):
-        table.add_column(column, justify="right")
+    settings = list(
+        product(presets.split(","), sizes.split(","), tiles.split(","), precisions.split(","))
+    )
     rows = []
-    for size, tile in settings:
-        command = [sys.executable, __file__, "--child", "--preset", preset, "--tiles", str(tile)]
-        command += ["--sizes", size, "--tile-pad", str(tile_pad), "--device", device]
-        command += ["--precision", precision]
+    for setting in settings:
+        command = [sys.executable, __file__, "--child", ",".join(setting), "--device", device]
+        command += ["--tile-pad", str(tile_pad), "--repeats", str(repeats)]
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(result.stdout.strip().splitlines()[-1])
         rows.append(row)
-        table.add_row(
-            size,
-            str(tile) if tile else "whole",
-            f"{row['seconds']:.1f}",
-            f"{row['peak_mib']:.0f}",
-            f"{row['peak_mib'] - row['baseline_mib']:.0f}",
-            f"{row['output_mib']:.0f}",
-            *([f"{row['cuda_peak_mib']:.0f}"] if "cuda_peak_mib" in row else []),
-        )
-        Console(stderr=True).print(f"done {size} tile {tile}: {row['seconds']:.1f}s")
-    Console().print(table)
+        Console(stderr=True).print(f"done {' '.join(setting)}: {row['seconds']:.2f}s")
+    Console().print(_table(rows, f"upscale on {device}, tile_pad {tile_pad}, {repeats} run(s)"))
     print(json.dumps(rows))
 
 

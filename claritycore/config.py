@@ -145,6 +145,7 @@ class EvalOptions:
     tile_pad: int = 16
     max_images: int | None = None
     device: str = "auto"
+    precision: Precision = "auto"  # inference: claritycore.inference.inference_precision
 
     def __post_init__(self) -> None:
         require(self.tile >= 0, f"evaluate.tile must be >= 0 (0: no tiling), got {self.tile}")

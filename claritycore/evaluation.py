@@ -145,7 +145,13 @@ def evaluate(
             lr, hr = lr_hr_pair(load_rgb(path), scale)
             tic = time.perf_counter()
             sr = upscale(
-                model, lr, tile=tile, tile_pad=tile_pad, device=options.device, progress=False
+                model,
+                lr,
+                tile=tile,
+                tile_pad=tile_pad,
+                device=options.device,
+                precision=options.precision,
+                progress=False,
             )
             seconds = time.perf_counter() - tic
             bicubic = imresize(lr, scale)
@@ -179,6 +185,7 @@ def evaluate(
         "ema": meta.get("ema"),
         "tile": tile,
         "tile_pad": tile_pad,
+        "precision": options.precision,
     }
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     console.print(summary_table(result))

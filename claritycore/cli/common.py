@@ -14,6 +14,7 @@ MODEL_HELP = (
     "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth, a claritycore 0.0.5 "
     "model folder or checkpoint, or .safetensors."
 )
+PRECISION_HELP = "auto, fp32, bf16 or fp16 (auto: bf16 where the device computes it natively)."
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP
+from claritycore.cli.common import MODEL_HELP, PRECISION_HELP
 from claritycore.config import EvalOptions
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.evaluation import evaluate
@@ -23,6 +23,7 @@ def evaluate_command(
     ),
     tile_pad: int = typer.Option(EvalOptions.tile_pad, help="Context pixels around each tile."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, …"),
+    precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image.csv, crops."),
 ) -> None:
     """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them."""
@@ -30,7 +31,13 @@ def evaluate_command(
     with exit_on_user_error("error"):
         options = parse(
             EvalOptions,
-            {"tile": tile, "tile_pad": tile_pad, "max_images": max_images, "device": device},
+            {
+                "tile": tile,
+                "tile_pad": tile_pad,
+                "max_images": max_images,
+                "device": device,
+                "precision": precision,
+            },
             "options",
         )
         try:

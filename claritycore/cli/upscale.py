@@ -9,12 +9,12 @@ import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, load_model
-from claritycore.config import EvalOptions
+from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, load_model
+from claritycore.config import PRECISIONS, EvalOptions
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
 from claritycore.errors import UserError, exit_on_user_error
-from claritycore.inference import upscale
+from claritycore.inference import inference_precision, upscale
 
 
 def upscale_command(
@@ -28,6 +28,7 @@ def upscale_command(
         EvalOptions.tile_pad, help="Context pixels around each tile (hides seams)."
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, …"),
+    precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist."),
 ) -> None:
     """Upscale an image or every image in a folder; results are PNGs named after the inputs."""
@@ -43,9 +44,12 @@ def upscale_command(
             raise UserError(f"input {input} does not exist (give an image file or a folder)")
         if not sources:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
+        if precision not in PRECISIONS:
+            raise UserError(f"--precision {precision} is unknown; choose {', '.join(PRECISIONS)}")
         net, meta = load_model(model)
         dev = resolve_device(device)
-    console.print(f"{model.name}: ×{meta['scale']} {meta['format']} model on {dev}")
+    runs = inference_precision(dev) if precision == "auto" else precision
+    console.print(f"{model.name}: ×{meta['scale']} {meta['format']} model on {dev}, {runs}")
     output.mkdir(parents=True, exist_ok=True)
     done, skipped, failed = 0, 0, []
     claimed: set[Path] = set()
@@ -69,7 +73,9 @@ def upscale_command(
                 if reduced:
                     console.print(f"[yellow]note[/yellow] {source.name}: read as 8-bit RGB")
                 tic = time.perf_counter()
-                result = upscale(net, image, tile=tile, tile_pad=tile_pad, device=dev)
+                result = upscale(
+                    net, image, tile=tile, tile_pad=tile_pad, device=dev, precision=precision
+                )
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             console.print(f"[red]failed[/red] {source.name}: {error}")
             failed.append((source, str(error)))
