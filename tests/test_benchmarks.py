@@ -22,3 +22,13 @@ def test_conv_macs_match_the_architecture_by_hand() -> None:
 def test_step_flops_are_three_passes_of_two_flop_per_mac() -> None:
     experiment = resolve("rrdbnetx4", {"batch_size": 2, "patch_size": 64})
     assert train_flops_per_step(experiment) == 3 * 2 * 2 * rrdbnetx4_macs(16)
+
+
+def test_bench_infer_rates_are_the_measured_output_over_time() -> None:
+    from benchmarks.bench_infer import measure
+
+    row = measure("rrdbnet-litex4", "24x16", 0, "fp32")
+    assert row["images_per_s"] == 1 / row["seconds"]
+    assert abs(row["output_mp_per_s"] * row["seconds"] * 1e6 - 96 * 64) < 1e-6
+    assert row["input_pixels_computed"] == 24 * 16
+    assert row["output_mib"] == 96 * 64 * 3 / 2**20 and row["precision"] == "fp32"

@@ -20,6 +20,12 @@ from claritycore.resize import imresize
 FULL_PAD = 12
 
 
+@pytest.fixture(autouse=True)
+def fp32_auto(monkeypatch) -> None:
+    """`auto` as fp32, so exact comparisons do not depend on the test machine's CPU."""
+    monkeypatch.setattr(inference, "AUTO_BF16", False)
+
+
 def tiny(scale: int = 4, upsampler: str = "pixelshuffle", seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     config = AutoConfig.from_name(
@@ -296,3 +302,21 @@ def test_upscale_cli_folder_skips_existing_and_reports_unreadable(tmp_path) -> N
     result = CliRunner().invoke(app, [*args, "--overwrite"])
     assert "2 upscaled, 0 skipped (exist), 1 failed" in result.output
     assert Image.open(out / "a.png").size == (52, 40)
+
+
+def test_upscale_cli_precision_is_checked_and_passed_on(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from claritycore.cli import app
+    from claritycore.weights import save_model
+
+    save_model(tmp_path / "model.pt", tiny())
+    _pil("RGB").save(tmp_path / "a.png")
+    args = ["upscale", str(tmp_path / "a.png"), "-m", str(tmp_path / "model.pt")]
+    args += ["-o", str(tmp_path / "out"), "--tile", "0"]
+    bad = CliRunner().invoke(app, [*args, "--precision", "int8"])
+    assert bad.exit_code == 2 and "auto, bf16, fp16, fp32" in bad.output
+    result = CliRunner().invoke(app, [*args, "--precision", "bf16"])
+    assert result.exit_code == 0 and "cpu, bf16" in result.output, result.output
+    expected = upscale(tiny(), _pil("RGB"), tile=0, precision="bf16")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
