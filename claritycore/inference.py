@@ -46,7 +46,8 @@ def model_scale(model: nn.Module) -> int:
 
 
 def inference_precision(device: torch.device) -> str:
-    """What `precision="auto"` runs: see AUTO_BF16 for the rule and why."""
+    """What `precision="auto"` runs: bf16 on CUDA GPUs with bf16 and on CPUs that compute
+    bf16 natively (AVX512-BF16/AMX), fp32 elsewhere (AUTO_BF16 holds why)."""
     if not AUTO_BF16:
         return "fp32"
     if device.type == "cuda":
@@ -266,10 +267,10 @@ def upscale(
     """Upscale a PIL image or a numpy array with `model`, tile by tile.
 
     Keywords (see `upscale_tensor`): `tile=512` (0 = whole image), `tile_pad=16`,
-    `device=None` (auto), `precision="auto"` (bf16/fp16 autocast on CUDA), `batch_size`,
-    `progress`. A PIL image is turned upright by its EXIF orientation and comes back in its
-    mode: RGB, RGBA and LA (alpha by bicubic), L, P (converted and back), I;16 and I
-    (16-bit, in float). Arrays: see `upscale_array`.
+    `device=None` (auto), `precision="auto"` (see `inference_precision`; or fp32, bf16,
+    fp16), `batch_size`, `progress`. A PIL image is turned upright by its EXIF orientation
+    and comes back in its mode: RGB, RGBA and LA (alpha by bicubic), L, P (converted and
+    back), I;16 and I (16-bit, in float). Arrays: see `upscale_array`.
     """
     if isinstance(image, np.ndarray):
         return upscale_array(model, image, **options)
