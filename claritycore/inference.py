@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from claritycore.config import PRECISIONS, EvalOptions
 from claritycore.device import PRECISION_DTYPES, cpu_has_native_bf16, resolve_device
 from claritycore.resize import imresize
 
-PRECISIONS = ("auto", *PRECISION_DTYPES)
 # `auto` may pick bf16: measured on a lite x4 model trained with the CLI (800 steps on
 # data/sample), bf16 output vs fp32 output >= 53.5 dB PSNR on every Set5/Set14 image and
 # PSNR-Y within 0.008 dB (Set5 28.2138 -> 28.2064, Set14 26.0041 -> 26.0003).
@@ -155,8 +155,8 @@ def upscale_tensor(
     model: nn.Module,
     x: torch.Tensor,
     *,
-    tile: int = 512,
-    tile_pad: int = 16,
+    tile: int = EvalOptions.tile,
+    tile_pad: int = EvalOptions.tile_pad,
     device: str | torch.device | None = None,
     precision: str = "auto",
     batch_size: int | None = None,
@@ -266,7 +266,7 @@ def upscale(
 ) -> Image.Image | np.ndarray:
     """Upscale a PIL image or a numpy array with `model`, tile by tile.
 
-    Keywords (see `upscale_tensor`): `tile=512` (0 = whole image), `tile_pad=16`,
+    Keywords (see `upscale_tensor`): `tile` (0 = whole image), `tile_pad`,
     `device=None` (auto), `precision="auto"` (see `inference_precision`; or fp32, bf16,
     fp16), `batch_size`, `progress`. A PIL image is turned upright by its EXIF orientation
     and comes back in its mode: RGB, RGBA and LA (alpha by bicubic), L, P (converted and
