@@ -267,7 +267,12 @@ def _run(
         TimeRemainingColumn(), console=console, disable=not is_main,
     )  # fmt: skip
     task = progress.add_task("training", total=cfg.steps, completed=step)
-    tick, tick_step, start_step, run_start = time.perf_counter(), step, step, time.perf_counter()
+    # A short run still draws a curve: at least ~10 loss points, whatever log_every says.
+    log_every = min(options.log_every, max(1, cfg.steps // 10))
+    # The log window: steps and loss sums since the last log row, and the seconds spent in
+    # validation and checkpoints meanwhile, which step_ms leaves out.
+    window_start, tick, paused = step, time.perf_counter(), 0.0
+    start_step, run_start = step, time.perf_counter()
     model.train()
     with progress:
         for low_res, high_res in loader:
@@ -298,13 +303,13 @@ def _run(
             step += 1
             progress.advance(task)
 
-            if step % options.log_every == 0 or step == cfg.steps:
+            if step % log_every == 0 or step == cfg.steps:
                 check_finite()
                 now = time.perf_counter()
                 # Every rank reaches this step: average the loss sums over the global batch.
                 sums = distributed.mean_over_ranks(torch.stack([loss_sum, good_steps]), dist)
                 total, good = sums.tolist()
-                elapsed, done = now - tick, step - tick_step
+                elapsed, done = now - tick - paused, step - window_start
                 row = {
                     "train/lr": learning_rate,
                     "train/grad_norm": float(grad_norm),
@@ -317,8 +322,9 @@ def _run(
                 log.log(step, row)
                 progress.update(task, description=f"loss {row.get('train/loss', math.nan):.4f}")
                 loss_sum.zero_(), good_steps.zero_()
-                tick, tick_step = time.perf_counter(), step
+                window_start, tick, paused = step, time.perf_counter(), 0.0
             if step % options.val_every == 0 or step == cfg.steps:
+                started = time.perf_counter()
                 scores, crops = validate(
                     ema if ema is not None else model, val_images, scale=scale, device=device,
                     autocast=autocast,
@@ -330,15 +336,16 @@ def _run(
                         f"step {step:,}: PSNR-Y {scores['val/psnr_y']:.3f} dB, "
                         f"SSIM-Y {scores['val/ssim_y']:.4f}"
                     )
-                tick, tick_step = time.perf_counter(), step
+                paused += time.perf_counter() - started
             if step % options.save_every == 0 or step == cfg.steps:
+                started = time.perf_counter()
                 check_finite()
                 if is_main:
                     last_saved = checkpoint.save(
                         checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
                         ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
                     )  # fmt: skip
-                tick, tick_step = time.perf_counter(), step
+                paused += time.perf_counter() - started
 
     if is_main:
         final = ema if ema is not None else model
