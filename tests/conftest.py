@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
+
+from tests.pipeline_repo import Repo, make_repo
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -14,3 +18,12 @@ def one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+    """The e2e tests' DVC repository, shared by every e2e module (DVC runs are slow)."""
+    repo = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    yield repo
+    # Queue workers are background processes; make sure none outlives the test.
+    repo.dvc("queue", "stop", "--kill", check=False, timeout=60)

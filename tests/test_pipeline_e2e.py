@@ -1,7 +1,8 @@
 """The DVC pipeline end to end: DVC runs for real on the bundled sample images.
 
-One temporary git repository (a copy of this one) is shared by the e2e tests, which run in
-order: each builds on the cache and experiments of the ones before, as a user's session would.
+One temporary git repository (a copy of this one, tests/conftest.py's `repo`) is shared by the
+e2e tests, which run in order: each builds on the cache and experiments of the ones before, as
+a user's session would (tests/test_pipeline_workflows.py continues the session).
 A fast check that every stage's dvc.yaml deps cover the code it imports runs without DVC.
 """
 
@@ -10,133 +11,18 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.pipeline_repo import ROOT, Repo, config_param, metric, set_args
+
 STAGES = ("fetch", "extract", "resolve", "train", "evaluate")
-
-# The smallest run that still exercises everything: 4 steps of 2 patches of 32 px, a checkpoint
-# every 2 steps, validation (on one image; a full-image inference) only at the end.
-TINY = {
-    "data.source": "sample",
-    "overrides.steps": 4,
-    "overrides.batch_size": 2,
-    "overrides.patch_size": 32,
-    "train.workers": 0,
-    "train.device": "cpu",
-    "train.log_every": 1,
-    "train.val_every": 4,
-    "train.save_every": 2,
-    "train.val_images": 1,
-    "evaluate.max_images": 1,
-    # Five small images: one process packs them faster than a pool that starts workers.
-    "extract.workers": 1,
-    "evaluate.device": "cpu",
-}
-
-
-def set_args(**changes: Any) -> list[str]:
-    """`-S key=value` arguments for `dvc exp run`: TINY updated with `changes`."""
-    values = {**TINY, **{key.replace("__", "."): value for key, value in changes.items()}}
-    return [arg for key, value in values.items() for arg in ("-S", f"{key}={value}")]
-
-
-class Repo:
-    """A temporary copy of the project as its own git repository, with DVC run inside it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": "ClarityCore Test",
-            "GIT_AUTHOR_EMAIL": "test@claritycore.invalid",
-            "GIT_COMMITTER_NAME": "ClarityCore Test",
-            "GIT_COMMITTER_EMAIL": "test@claritycore.invalid",
-            "DVC_NO_ANALYTICS": "1",
-            # One intra-op thread per stage process, as tests/conftest.py does in-process: on a
-            # busy 2-core machine, OpenMP threads spinning on each other slow small convs 10x.
-            "OMP_NUM_THREADS": "1",
-            # Stage commands say `python`: make it this interpreter, with its packages.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-
-    def run(self, *args: str, timeout: float = 240, check: bool = True) -> str:
-        proc = subprocess.run(
-            args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        output = proc.stdout + proc.stderr
-        if check and proc.returncode:
-            raise AssertionError(f"`{' '.join(args)}` failed ({proc.returncode}):\n{output}")
-        return output
-
-    def dvc(self, *args: str, **kwargs: Any) -> str:
-        return self.run(sys.executable, "-m", "dvc", *args, **kwargs)
-
-    def read_yaml(self, relpath: str) -> Any:
-        return yaml.safe_load((self.path / relpath).read_text())
-
-    def experiments(self) -> dict[str, dict[str, Any]]:
-        """`dvc exp show --json` as {experiment name: its data (params, metrics, ...)}."""
-        rows = json.loads(self.dvc("exp", "show", "--json"))
-        found = {}
-        for baseline in rows:
-            for group in baseline.get("experiments") or []:
-                for rev in group["revs"]:
-                    if rev.get("name"):
-                        found[rev["name"]] = rev["data"]
-        return found
-
-
-def copy_project(dest: Path) -> None:
-    """The files git would ship (tracked, plus untracked ones not ignored) copied to `dest`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
-    path = tmp_path_factory.mktemp("pipeline") / "repo"
-    path.mkdir()
-    copy_project(path)
-    repo = Repo(path)
-    repo.run("git", "init", "-q", "-b", "main")
-    repo.run("git", "add", "-A")
-    repo.run("git", "commit", "-q", "-m", "ClarityCore snapshot")
-    yield repo
-    # Queue workers are background processes; make sure none outlives the test.
-    repo.dvc("queue", "stop", "--kill", check=False, timeout=60)
-
-
-def metric(data: dict[str, Any], path: str, key: str) -> float:
-    """Metric `key` of file `path`; dvclive nests "val/psnr_y" as {"val": {"psnr_y": ...}}."""
-    value = data["metrics"][path]["data"]
-    for part in key.split("/"):
-        value = value[part]
-    return value
-
-
-def config_param(data: dict[str, Any], section: str, key: str) -> Any:
-    return data["params"]["build/config.yaml"]["data"][section][key]
 
 
 @pytest.mark.e2e
