@@ -6,11 +6,15 @@ Runs in the session's shared repository after tests/test_pipeline_e2e.py (see te
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
 import pytest
+from PIL import Image
 
 from tests.pipeline_repo import ROOT, Repo, set_args
+from tests.test_plots import external_urls
 
 README = (ROOT / "README.md").read_text()
 
@@ -63,3 +67,65 @@ def test_failed_run_is_undone_by_the_readme_recipe(repo: Repo, good: str, tmp_pa
     assert (repo.path / "build" / "config.yaml").read_text() == config
     out = repo.dvc("exp", "run", "-n", "after-failure", *set_args(preset="rrdbnet-litex4"))
     assert "Ran experiment(s): after-failure" in out, out
+
+
+@pytest.mark.e2e
+def test_plots_pages_draw_offline_each_chart_once(repo: Repo, good: str):
+    runs = [good, "second"] if "second" in repo.experiments() else [good]
+    for command in (["show"], ["diff", *runs]):
+        out = repo.dvc("plots", *command, "-o", "dvc_plots")
+        html = (repo.path / "dvc_plots" / "index.html").read_text()
+        assert "<title>ClarityCore plots</title>" in html, out  # our template, not DVC's
+        assert "<script src" not in html and "cdn.jsdelivr" not in html
+        assert not external_urls(html), external_urls(html)
+        charts = re.findall(r"vegaEmbed\('#", html)
+        specs = json.loads(repo.dvc("plots", *command, "--json"))["data"]
+        vega = [title for title, entries in specs.items() if entries[0]["type"] == "vega"]
+        assert len(charts) == len(vega) == len(set(vega)) == 9, vega
+        bars = specs["Per-image PSNR (Y), model and bicubic"][0]["content"]["data"]["values"]
+        assert {row["field"] for row in bars} == {"psnr_y", "bicubic_psnr_y"}
+        assert {row["rev"] for row in bars} == ({"workspace"} if command == ["show"] else set(runs))
+
+
+@pytest.mark.e2e
+def test_claritycore_plots_draws_pngs(repo: Repo, good: str):
+    out = repo.run(sys.executable, "-m", "claritycore.cli", "plots", good, "-o", "png")
+    names = sorted(p.name for p in (repo.path / "png").iterdir())
+    assert "training_loss.png" in names and "per_image_psnr_y_model_and_bicubic.png" in names, out
+    with Image.open(repo.path / "png" / "training_loss.png") as chart:
+        assert chart.format == "PNG" and chart.width > 400 and chart.height > 300
+        # Drawn, not blank: the curve and axes give the image many distinct colours.
+        assert len(chart.convert("RGB").getcolors(1 << 16) or range(1 << 16)) > 20
+    bad = repo.run(sys.executable, "-m", "claritycore.cli", "plots", "nothing", check=False)
+    assert "error: `dvc plots diff nothing` failed" in bad, bad
+    assert len(bad.strip().splitlines()) == 1, bad
+
+
+@pytest.mark.e2e
+def test_remote_recipe_moves_an_experiment_to_a_second_clone(repo: Repo, good: str, tmp_path):
+    """README "Share data and experiments", with a local DVC remote and a bare git repository.
+    Last in this module: it commits, so later experiments would have a new baseline."""
+    recipe = readme_section("Share data and experiments")
+    for step in ("git commit .dvc/config", "dvc exp push origin", "dvc exp pull origin"):
+        assert step in recipe, step
+    storage, origin = tmp_path / "storage", tmp_path / "origin.git"
+    repo.run("git", "init", "-q", "--bare", str(origin))
+    repo.run("git", "remote", "add", "origin", str(origin))
+    repo.dvc("exp", "apply", good)
+    # The remote is committed before the experiment runs: DVC pushes an experiment's outputs
+    # to the remote named in the experiment's own commit.
+    repo.dvc("remote", "add", "-d", "storage", str(storage))
+    repo.run("git", "commit", "-q", ".dvc/config", "-m", "DVC remote")
+    repo.dvc("exp", "run", "-n", "shared", *set_args(preset="rrdbnet-litex2"))
+    model = (repo.path / "models" / "model.pt").read_bytes()
+    repo.run("git", "push", "-q", "origin", "main")
+    repo.dvc("exp", "push", "origin", "shared")
+
+    clone = Repo(tmp_path / "clone")
+    repo.run("git", "clone", "-q", str(origin), str(clone.path))
+    clone.dvc("exp", "pull", "origin", "shared")
+    clone.dvc("exp", "apply", "shared")
+    clone.dvc("pull")
+    assert (clone.path / "models" / "model.pt").read_bytes() == model
+    assert len(list((clone.path / "data" / "raw" / "sample" / "train").iterdir())) == 5
+    assert "up to date" in clone.dvc("status")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from claritycore.training import trainer
+from claritycore.training.live import CURVES_ONLY, MetricLog
 from tests.helpers import history, quick_options, run, tiny_experiment, tiny_store
 
 VALIDATION_SECONDS = 0.6
@@ -38,3 +40,18 @@ def test_a_short_run_logs_its_loss_ten_times(tmp_path):
     run(tmp_path, tiny_experiment(steps=20), quick_options(log_every=50, save_every=20),
         tiny_store(tmp_path))  # fmt: skip
     assert [r["step"] for r in history(tmp_path / "ckpt")] == list(range(2, 21, 2))
+
+
+def test_diagnostics_are_curves_not_summary_metrics(tmp_path):
+    """`dvc exp show` reads dvclive/metrics.json: the loss and scores, not the diagnostics."""
+    live = tmp_path / "dvclive"
+    log = MetricLog(live, [], main=True)
+    for step in (1, 2):
+        log.log(step, {"train/loss": 0.5 / step, **{name: 1.0 for name in CURVES_ONLY}})
+    log.log(2, {"val/psnr_y": 30.0})
+    log.close()
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary == {"train": {"loss": 0.25}, "val": {"psnr_y": 30.0}, "step": 2}
+    for name in CURVES_ONLY:
+        rows = (live / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+        assert len(rows) == 3, name  # header + two steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from claritycore import __version__
-from claritycore.cli import evaluate, export, presets, train, upscale
+from claritycore.cli import evaluate, export, plots, presets, train, upscale
 from claritycore.presets import PRESETS
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.command("list", help="Alias of `presets`.")(presets.presets_command)
 app.command("upscale")(upscale.upscale_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
+app.command("plots")(plots.plots_command)
 # Training: `claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
 app.command("train")(train.train_command)
 for _preset in PRESETS:

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+# Diagnostics: drawn as curves (dvclive/plots) but kept out of dvclive/metrics.json, so that
+# `dvc exp show` has the loss and validation scores, not a column per diagnostic.
+CURVES_ONLY = frozenset(
+    {"train/lr", "train/grad_norm", "train/patches_per_s", "train/step_ms", "train/skipped_steps"}
+)
+
 
 class MetricLog:
     """Records `{step, name: value}` rows. On the main process with a `live_dir`, each row also
@@ -31,6 +37,10 @@ class MetricLog:
         for name, value in row.items():
             if name != "step":
                 self.live.log_metric(name, value)
+            if name in CURVES_ONLY:
+                # dvclive nests "train/lr" as {"train": {"lr": ...}} in its summary.
+                section, key = name.split("/")
+                self.live.summary[section].pop(key)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         """Append a row at `step` (kept in the history, so checkpoints carry it)."""
