@@ -36,17 +36,29 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def _open(path: Path) -> Image.Image:
+# What Pillow raises for a truncated or corrupt file, at open or when it reads further.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Decoding errors inside the block become an ImageReadError naming `path`."""
     try:
-        return Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        yield
+    except _DECODE_ERRORS as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
+def _open(path: Path) -> Image.Image:
+    with _reading(path):
+        return Image.open(path)
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) of the image as `load_rgb` returns it, read from the header only."""
-    with _open(Path(path)) as img:
+    with _open(Path(path)) as img, _reading(path):
         width, height = img.size
+        # A PNG's EXIF can follow the pixel data, so this may read (and fail on) the whole file.
         if img.getexif().get(_EXIF_ORIENTATION) in _SWAPPING_ORIENTATIONS:
             width, height = height, width
     return height, width
@@ -63,9 +75,16 @@ def png_rawmode(img: Image.Image) -> str | None:
 
 
 def is_plain_png(path: Path) -> bool:
-    """An 8-bit RGB PNG without an orientation tag: its bytes can be copied as they are."""
-    with _open(path) as img:
-        return png_rawmode(img) == "RGB" and not img.getexif().get(_EXIF_ORIENTATION)
+    """An intact 8-bit RGB PNG without an orientation tag: its bytes can be copied as they are.
+
+    Raises ImageReadError for a truncated or corrupt file (every chunk's checksum is verified).
+    """
+    with _open(path) as img, _reading(path):
+        if png_rawmode(img) != "RGB" or img.getexif().get(_EXIF_ORIENTATION):
+            return False
+    with _open(path) as img, _reading(path):
+        img.verify()
+    return True
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
@@ -84,24 +103,22 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
     EXIF orientation is applied so the pixels match what viewers show.
     """
     path = Path(path)
-    with _open(path) as img:
+    # Truncated or corrupt data often shows only when the pixels are decoded: _reading
+    # names the file then too.
+    with _open(path) as img, _reading(path):
         deep = (png_rawmode(img) or "").endswith(";16B")
-        try:
-            img = ImageOps.exif_transpose(img)
-            mode = img.mode
-            note = None if mode == "RGB" else f"{path.name}: {mode} converted to 8-bit RGB"
-            if deep:
-                note = f"{path.name}: 16-bit {mode} reduced to 8-bit RGB (high byte kept)"
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                gray = _high_depth_to_uint8(img)
-                pixels = np.repeat(gray[..., None], 3, axis=2)
-            else:
-                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-                    note = f"{path.name}: {mode} converted to 8-bit RGB (alpha channel dropped)"
-                pixels = np.array(img.convert("RGB"), dtype=np.uint8)  # writable
-        except (OSError, ValueError, SyntaxError) as exc:
-            # Truncated or corrupt data only shows up when the pixels are decoded.
-            raise ImageReadError(f"cannot decode image {path}: {exc}") from exc
+        img = ImageOps.exif_transpose(img)
+        mode = img.mode
+        note = None if mode == "RGB" else f"{path.name}: {mode} converted to 8-bit RGB"
+        if deep:
+            note = f"{path.name}: 16-bit {mode} reduced to 8-bit RGB (high byte kept)"
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            gray = _high_depth_to_uint8(img)
+            pixels = np.repeat(gray[..., None], 3, axis=2)
+        else:
+            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+                note = f"{path.name}: {mode} converted to 8-bit RGB (alpha channel dropped)"
+            pixels = np.array(img.convert("RGB"), dtype=np.uint8)  # writable
     if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) == 0:
         raise ImageReadError(f"image {path} decoded to unusable shape {pixels.shape}")
     return np.ascontiguousarray(pixels), note
