@@ -151,12 +151,12 @@ def test_plots_show_renders_training_curves(repo: Repo):
     plots = json.loads(repo.dvc("plots", "show", "--json"))
     assert not plots.get("errors"), plots["errors"]
     rendered = plots["data"]
-    for title in ("Training loss", "Validation PSNR (Y)"):
+    for title in ("dvclive/plots/metrics/train/loss.tsv", "dvclive/plots/metrics/val/psnr_y.tsv"):
         assert title in rendered, list(rendered)
         assert rendered[title], f"{title} has no data"
     out = repo.dvc("plots", "show", "-o", "dvc_plots")
     html = (repo.path / "dvc_plots" / "index.html").read_text()
-    assert "Training loss" in html and "loss" in html, out
+    assert "train/loss.tsv" in html and "loss" in html, out
 
 
 def stage_deps() -> dict[str, list[str]]:
