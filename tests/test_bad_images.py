@@ -16,7 +16,7 @@ from claritycore.models import AutoConfig, AutoModel
 from claritycore.weights import save_model
 from stages import extract as extract_stage
 from stages import fetch as fetch_stage
-from tests.test_train import tiny_images
+from tests.helpers import tiny_images
 
 
 def truncate(image: Path, dest: Path) -> Path:
@@ -67,11 +67,11 @@ def test_extract_names_the_unreadable_image_and_keeps_the_last_store(folder_proj
     runner = CliRunner()
     assert runner.invoke(fetch_stage.app, []).exit_code == 0
     assert runner.invoke(extract_stage.app, ["--scale", "2"]).exit_code == 0
-    index = Path("data/patches/x2/index.json").read_bytes()
+    index = Path("data/stores/x2/index.json").read_bytes()
     truncate(Path("data/raw/folder/train/img0.png"), Path("data/raw/folder/train/img9.png"))
     line = error_line(runner.invoke(extract_stage.app, ["--scale", "2"]))
     assert line.startswith("extract failed:") and "img9.png" in line, line
-    assert Path("data/patches/x2/index.json").read_bytes() == index
+    assert Path("data/stores/x2/index.json").read_bytes() == index
 
 
 def test_train_names_the_unreadable_validation_image(tmp_path):
