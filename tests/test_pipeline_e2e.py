@@ -118,6 +118,12 @@ def test_killed_training_resumes_from_checkpoint(repo: Repo):
     repo.dvc("repro", "resolve")
     checkpoints = repo.path / "checkpoints"  # one folder per run key below it
 
+    def new_checkpoints() -> set[Path]:
+        # Earlier experiments' run keys have checkpoints of their own there.
+        return set(checkpoints.glob("*/step_*.pt")) - earlier
+
+    earlier = set(checkpoints.glob("*/step_*.pt"))
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "dvc", "repro", "train"],
         cwd=repo.path,
@@ -127,12 +133,12 @@ def test_killed_training_resumes_from_checkpoint(repo: Repo):
         start_new_session=True,  # its own process group: the kill reaches the trainer too
     )
     deadline = time.monotonic() + 120
-    while not list(checkpoints.glob("*/step_*.pt")) and time.monotonic() < deadline:
+    while not new_checkpoints() and time.monotonic() < deadline:
         assert proc.poll() is None, "training ended before its first checkpoint"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert list(checkpoints.glob("*/step_*.pt")), "no checkpoint appeared"
+    assert new_checkpoints(), "no checkpoint appeared"
     assert not (repo.path / "models" / "model.pt").exists(), "training finished before the kill"
 
     out = repo.dvc("repro", "train")

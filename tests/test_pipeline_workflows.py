@@ -113,7 +113,7 @@ def test_remote_recipe_moves_an_experiment_to_a_second_clone(repo: Repo, good: s
     for step in ("git commit .dvc/config", "dvc exp push origin", "dvc exp pull origin"):
         assert step in recipe, step
     storage, origin = tmp_path / "storage", tmp_path / "origin.git"
-    repo.run("git", "init", "-q", "--bare", str(origin))
+    repo.run("git", "init", "-q", "--bare", "--initial-branch=main", str(origin))
     repo.run("git", "remote", "add", "origin", str(origin))
     repo.dvc("exp", "apply", good)
     # The remote is committed before the experiment runs: DVC pushes an experiment's outputs
@@ -126,7 +126,7 @@ def test_remote_recipe_moves_an_experiment_to_a_second_clone(repo: Repo, good: s
     repo.dvc("exp", "push", "origin", "shared")
 
     clone = Repo(tmp_path / "clone")
-    repo.run("git", "clone", "-q", str(origin), str(clone.path))
+    repo.run("git", "clone", "-q", "--branch", "main", str(origin), str(clone.path))
     clone.dvc("exp", "pull", "origin", "shared")
     clone.dvc("exp", "apply", "shared")
     clone.dvc("pull")

@@ -38,9 +38,10 @@ CHILD = textwrap.dedent(
         checkpoint.save = save_then_die
     elif mode == "kill-inside-write":
         def torn_write(obj, f, *args, **kwargs):
-            f.write(b"the first bytes of a checkpoint")
-            f.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+            with open(f, "wb") as out:  # the atomic writer hands torch.save its temp path
+                out.write(b"the first bytes of a checkpoint")
+                out.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
         torch.save = torn_write
     run(root, tiny_experiment(**{experiment!r}), quick_options(**{options!r}), store)
     """
