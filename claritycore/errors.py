@@ -17,6 +17,10 @@ class ConfigError(UserError, ValueError):
     """A config value or name is invalid; the message lists the valid choices."""
 
 
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 @contextlib.contextmanager
 def exit_on_user_error(label: str) -> Iterator[None]:
     """Turn a UserError or OSError inside the block into `label: message` and exit status 2:

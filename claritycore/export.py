@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from claritycore.errors import ConfigError, UserError
 from claritycore.interop import optional_import
 from claritycore.models import RRDBNetConfig
 from claritycore.weights import FORMAT, atomic_torch_save, unwrap, write_atomic
@@ -42,7 +43,11 @@ class ToolVerdict:
     why: str
 
 
-class ExportRefused(ValueError):
+class ExportMismatchError(UserError, RuntimeError):
+    """An exported file whose output differs from the PyTorch model's."""
+
+
+class ExportRefused(UserError, ValueError):
     """The export would load wrong in a tool people use, or in none at all."""
 
 
@@ -78,7 +83,9 @@ def _basicsr(config: RRDBNetConfig, format: str) -> ToolVerdict:
 def tool_support(config: RRDBNetConfig, format: str) -> list[ToolVerdict]:
     """What each tool people use does with `config` exported as `format`."""
     if format not in EXPORT_FORMATS:
-        raise ValueError(f"format {format!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"format {format!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     if format == "onnx":
         return [ToolVerdict(ONNXRUNTIME, "loads", "the traced graph, dynamic sizes")]
     return [_spandrel(config), _basicsr(config, format)]
@@ -164,4 +171,6 @@ def _export_onnx(model: nn.Module, path: Path) -> None:
         expected = model(x).numpy()
     error = float(abs(got - expected).max()) if got.shape == expected.shape else float("inf")
     if error > 1e-3:
-        raise RuntimeError(f"ONNX export of {path} differs from PyTorch by {error:.3g} (> 1e-3)")
+        raise ExportMismatchError(
+            f"ONNX export of {path} differs from PyTorch by {error:.3g} (> 1e-3)"
+        )

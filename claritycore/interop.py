@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from claritycore.errors import MissingExtraError
 from claritycore.models import RRDBNetConfig
 from claritycore.weights import (
     WeightsError,
@@ -47,7 +48,7 @@ def optional_import(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             f"{module.split('.')[0]} is not installed; install the extra: "
             "pip install 'claritycore[export]'"
         ) from None

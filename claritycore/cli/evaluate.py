@@ -9,7 +9,7 @@ from rich.console import Console
 
 from claritycore.cli.common import MODEL_HELP, PRECISION_HELP
 from claritycore.config import EvalOptions
-from claritycore.errors import UserError, exit_on_user_error
+from claritycore.errors import exit_on_user_error
 from claritycore.evaluation import evaluate
 from claritycore.schema import parse
 
@@ -40,8 +40,5 @@ def evaluate_command(
             },
             "options",
         )
-        try:
-            evaluate(model, data, out_dir=out, options=options, console=console)
-        except (ValueError, ImportError) as error:
-            raise UserError(str(error)) from None
+        evaluate(model, data, out_dir=out, options=options, console=console)
     console.print(f"wrote {out / 'eval.json'}, {out / 'per_image.csv'}, {out / 'comparisons'}/")

@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from claritycore.cli.common import MODEL_HELP, load_model
+from claritycore.cli.common import MODEL_HELP
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.export import EXPORT_FORMATS, export_weights
+from claritycore.interop import load_weights
 
 
 def export_command(
@@ -32,14 +33,11 @@ def export_command(
             raise UserError(
                 f"--format {format!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}"
             )
-        net, meta = load_model(model)
-        try:
-            notes = export_weights(
-                net, output, format, ema=bool(meta["ema"]), metadata=meta,
-                claritycore_only=claritycore_only,
-            )  # fmt: skip
-        except (ValueError, ImportError, RuntimeError) as error:
-            raise UserError(str(error)) from None
+        net, meta = load_weights(model)
+        notes = export_weights(
+            net, output, format, ema=bool(meta["ema"]), metadata=meta,
+            claritycore_only=claritycore_only,
+        )  # fmt: skip
     for note in notes:
         console.print(f"[yellow]note[/yellow] {escape(note)}", soft_wrap=True, highlight=False)
     console.print(f"wrote {output} ({format}, ×{meta['scale']}, ema={meta['ema']})")

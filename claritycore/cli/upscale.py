@@ -9,12 +9,14 @@ import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, load_model
-from claritycore.config import PRECISIONS, EvalOptions
+from claritycore.cli.common import MODEL_HELP, PRECISION_HELP
+from claritycore.config import EvalOptions, Precision
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.inference import inference_precision, upscale
+from claritycore.interop import load_weights
+from claritycore.schema import convert
 
 
 def upscale_command(
@@ -44,9 +46,8 @@ def upscale_command(
             raise UserError(f"input {input} does not exist (give an image file or a folder)")
         if not sources:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
-        if precision not in PRECISIONS:
-            raise UserError(f"--precision {precision} is unknown; choose {', '.join(PRECISIONS)}")
-        net, meta = load_model(model)
+        convert(precision, Precision, "--precision")
+        net, meta = load_weights(model)
         dev = resolve_device(device)
     runs = inference_precision(dev) if precision == "auto" else precision
     console.print(f"{model.name}: ×{meta['scale']} {meta['format']} model on {dev}, {runs}")
