@@ -13,55 +13,56 @@ validation step on the held-out sample images (`data/sample/valid`) and on Set5/
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from claritycore.config import RunOptions
+from claritycore.config import EvalOptions, RunOptions
+from claritycore.data.benchmark_sets import hr_images
 from claritycore.data.store import extract_store
 from claritycore.experiment import resolve
-from claritycore.training import checkpoint, train, trainer
-from claritycore.training.validation import ValImage, bicubic_baseline, load_validation, validate
+from claritycore.scoring import Reference, load_references, score_set
+from claritycore.training import checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 
 
-def eval_sets(scale: int, names: list[str]) -> dict[str, list[ValImage]]:
+def eval_sets(scale: int, names: list[str]) -> dict[str, list[Reference]]:
     """The held-out sample images, and each of `names` found under ../shared/benchmarks."""
-    sets = {"sample": load_validation(SAMPLE / "valid", scale, 100)}
-    for name in names:
-        if (BENCHMARKS / name).is_dir():
-            sets[name] = load_validation(BENCHMARKS / name, scale, 100)
-    return sets
+    folders = {"sample": SAMPLE / "valid"}
+    folders |= {name: BENCHMARKS / name for name in names if (BENCHMARKS / name).is_dir()}
+    return {
+        name: list(load_references(hr_images(folder, scale), scale, on_skip=print))
+        for name, folder in folders.items()
+    }
 
 
 @contextlib.contextmanager
-def scoring_each_checkpoint(sets: dict[str, list[ValImage]], scale: int, options: RunOptions):
+def scoring_each_checkpoint(sets: dict[str, list[Reference]], scale: int):
     """While active, every checkpoint the trainer writes is also scored on `sets`: the weights
-    it ships (the EMA when kept), as training's own validation does. Yields the rows."""
+    it ships (the EMA when kept), with training's own validation protocol. Yields the rows."""
     rows: list[dict[str, float]] = []
     save = checkpoint.save
 
     def save_and_score(directory, **state):
         path = save(directory, **state)
         weights = state["ema"] if state["ema"] is not None else state["model"]
-        device = next(weights.parameters()).device
-        cfg = state["experiment"].training
-        dtype, _ = trainer.amp_settings(device, cfg.amp, options.precision)
-        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        options = EvalOptions(device=str(next(weights.parameters()).device))
         row = {"step": state["step"]}
-        for name, images in sets.items():
-            scores, _ = validate(weights, images, scale=scale, device=device, autocast=autocast)
-            row[name] = scores["val/psnr_y"]
+        for name, references in sets.items():
+            # A copy: inference switches the weights' memory format and mode.
+            scored = score_set(copy.deepcopy(weights), references, scale=scale, options=options)
+            row[name] = scored.means()["psnr_y"]
         rows.append(row)
         return path
 
@@ -93,8 +94,8 @@ def main(
     base = resolve(preset, {"steps": steps})
     scale = base.model.scale
     scored = eval_sets(scale, sets)
-    bicubic = {name: bicubic_baseline(images, scale)["bicubic/psnr_y"]
-               for name, images in scored.items()}  # fmt: skip
+    bicubic = {name: float(np.mean([ref.bicubic_scores[0] for ref in references]))
+               for name, references in scored.items()}  # fmt: skip
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         store = extract_store(SAMPLE / "train", Path(tmp) / "store", scale, workers=1).path
@@ -109,7 +110,7 @@ def main(
                 )  # fmt: skip
                 console.print(f"[bold]lr {lr:g}, EMA {'on' if ema else 'off'}[/]")
                 start = time.perf_counter()
-                with scoring_each_checkpoint(scored, scale, options) as rows:
+                with scoring_each_checkpoint(scored, scale) as rows:
                     run_dir = Path(tmp) / f"lr{lr:g}_ema{int(ema)}"
                     train(
                         experiment, train_store=store, val_dir=None, output=run_dir / "model.pt",

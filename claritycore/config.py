@@ -146,8 +146,20 @@ class EvalOptions:
     max_images: int | None = None
     device: str = "auto"
     precision: Precision = "auto"  # inference: claritycore.inference.inference_precision
+    self_ensemble: bool = False  # mean over the 8 flips/rotations (EDSR's "+"), 8x the time
+    benchmarks: tuple[str, ...] = ()  # pipeline: sets in data/benchmarks/<name>/ to score too
 
     def __post_init__(self) -> None:
+        for name in self.benchmarks:
+            require(
+                bool(name) and "/" not in name and name not in (".", "..", "valid"),
+                f"evaluate.benchmarks: {name!r} is not a set name; use folder names under "
+                "data/benchmarks/, e.g. [Set5, Set14]",
+            )
+        require(
+            len(set(self.benchmarks)) == len(self.benchmarks),
+            f"evaluate.benchmarks lists a set twice: {list(self.benchmarks)}",
+        )
         require(self.tile >= 0, f"evaluate.tile must be >= 0 (0: no tiling), got {self.tile}")
         require(self.tile_pad >= 0, f"evaluate.tile_pad must be >= 0, got {self.tile_pad}")
         require(

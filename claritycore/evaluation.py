@@ -1,192 +1,120 @@
-"""Evaluate a trained model the way SR papers report it, beside the bicubic baseline.
+"""Evaluate a trained model on several image sets the way SR papers report it (`scoring` has the
+protocol), beside the bicubic baseline.
 
-LR = MATLAB `imresize` of the mod-cropped HR; SR by tiled inference; both SR and bicubic are
-quantised to uint8 before PSNR/SSIM, on Y (BT.601, crop = scale: what papers print) and on
-RGB (what BasicSR logs). The model's `model.pt` holds whatever training chose to ship (the EMA
-weights when EMA was on), so that is what is evaluated.
+Writes, under `out_dir`: `eval.json` (one section per set: the figures `dvc exp show` lists as
+`Set5.psnr_y` and so on), `per_image/<set>.csv`, and `comparisons/<set>/<image>.png` (labelled
+bicubic | model | HR crops of each set's first images, at the same place in every experiment).
+The model's `model.pt` holds whatever training chose to ship (the EMA weights when EMA was on).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from claritycore.config import EvalOptions
-from claritycore.data.images import IMAGE_SUFFIXES, list_images, load_rgb, save_png
-from claritycore.inference import upscale
+from claritycore.data.benchmark_sets import hr_images
+from claritycore.data.images import save_png
+from claritycore.errors import UserError
 from claritycore.interop import load_weights
-from claritycore.metrics import psnr, ssim
-from claritycore.resize import imresize, lr_hr_pair
-
-# HR side of the comparison crops, and how many best/worst images get one.
-CROP = 192
-COMPARISONS = 3
-_GAP = 4
+from claritycore.scoring import COMPARISONS, SetScores, load_references, score_set
 
 
-@dataclass(frozen=True)
-class ImageScores:
-    """One validation image's metrics (the columns of `per_image.csv`)."""
-
-    name: str
-    psnr_y: float
-    ssim_y: float
-    psnr_rgb: float
-    ssim_rgb: float
-    bicubic_psnr_y: float
-    bicubic_ssim_y: float
-    bicubic_psnr_rgb: float
-    bicubic_ssim_rgb: float
-    gain_psnr_y: float
-    seconds: float
+class NoUsableImages(UserError, ValueError):
+    """Every image of a set was unreadable or too small."""
 
 
-def _scores(name: str, sr: np.ndarray, bicubic: np.ndarray, hr: np.ndarray, scale: int, seconds):
-    def four(img: np.ndarray) -> list[float]:
-        return [
-            psnr(img, hr, crop_border=scale, y_channel=True),
-            ssim(img, hr, crop_border=scale, y_channel=True),
-            psnr(img, hr, crop_border=scale),
-            ssim(img, hr, crop_border=scale),
-        ]
-
-    model, base = four(sr), four(bicubic)
-    return ImageScores(name, *model, *base, model[0] - base[0], seconds)
-
-
-def _detail_crop(bicubic: np.ndarray, hr: np.ndarray) -> tuple[int, int, int]:
-    """(top, left, size) of the square where bicubic errs most: where upscaling shows."""
-    size = min(CROP, *hr.shape[:2])
-    error = np.square(bicubic.astype(np.float32) - hr.astype(np.float32)).sum(axis=2)
-    # Sums over every size×size window from an integral image; stride size/4 is plenty.
-    integral = np.pad(error.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    stride = max(1, size // 4)
-    tops = np.arange(0, hr.shape[0] - size + 1, stride)
-    lefts = np.arange(0, hr.shape[1] - size + 1, stride)
-    t, left = tops[:, None], lefts[None, :]
-    sums = (
-        integral[t + size, left + size]
-        - integral[t, left + size]
-        - integral[t + size, left]
-        + integral[t, left]
-    )
-    i, j = np.unravel_index(np.argmax(sums), sums.shape)
-    return int(tops[i]), int(lefts[j]), size
-
-
-def _side_by_side(bicubic: np.ndarray, sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
-    """bicubic | model | HR crops of the same window, separated by white gaps."""
-    top, left, size = _detail_crop(bicubic, hr)
-    gap = np.full((size, _GAP, 3), 255, dtype=np.uint8)
-    panels = [img[top : top + size, left : left + size] for img in (bicubic, sr, hr)]
-    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
-
-
-def _mean(rows: list[ImageScores], field: str) -> float:
-    return float(np.mean([getattr(r, field) for r in rows]))
-
-
-def summary_table(result: dict[str, Any]) -> Table:
-    """Model vs bicubic: PSNR/SSIM on Y and RGB (the rich table `evaluate` prints)."""
-    title = f"×{result['scale']} on {result['images']} images ({result['seconds']:.1f}s)"
-    table = Table(title=title)
-    for column in ("", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "SSIM-RGB"):
-        table.add_column(column, justify="right" if column else "left")
-    for label, prefix in (("bicubic", "bicubic_"), ("model", "")):
-        values = [result[f"{prefix}{m}"] for m in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")]
+def summary_table(result: dict[str, Any], seconds: float) -> Table:
+    """One row per set: model and bicubic PSNR/SSIM (the rich table `evaluate` prints)."""
+    sets = {name: value for name, value in result.items() if isinstance(value, dict)}
+    table = Table(title=f"×{result['scale']}, {seconds:.1f}s")
+    headers = ("set", "images", "PSNR-Y", "SSIM-Y", "bicubic", "gain", "PSNR-RGB", "SSIM-RGB")
+    for header in headers:
+        table.add_column(header, justify="left" if header == "set" else "right")
+    for name, s in sets.items():
         table.add_row(
-            label, *(f"{v:.2f}" if i % 2 == 0 else f"{v:.4f}" for i, v in enumerate(values))
+            name,
+            str(s["images"]),
+            f"{s['psnr_y']:.2f}",
+            f"{s['ssim_y']:.4f}",
+            f"{s['bicubic_psnr_y']:.2f}",
+            f"{s['gain_psnr_y']:+.2f}",
+            f"{s['psnr_rgb']:.2f}",
+            f"{s['ssim_rgb']:.4f}",
         )
-    table.add_row("gain", f"{result['gain_psnr_y']:+.2f}", "", "", "", style="bold")
     return table
+
+
+def _write_set(out_dir: Path, name: str, scores: SetScores) -> None:
+    with open(out_dir / "per_image" / f"{name}.csv", "w", newline="") as f:
+        rows = [asdict(row) for row in scores.rows]
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    crops_dir = out_dir / "comparisons" / name
+    crops_dir.mkdir(parents=True)
+    for image, strip in scores.crops.items():
+        save_png(strip, crops_dir / f"{image}.png")
 
 
 def evaluate(
     model_path: Path,
-    valid_dir: Path,
+    sets: Mapping[str, Path],
     *,
     out_dir: Path,
     options: EvalOptions = EvalOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `model_path` on the HR images in `valid_dir`; write `eval.json`,
-    `per_image.csv` and `comparisons/*.png` under `out_dir`; return the eval.json dict."""
-    tile, tile_pad, max_images = options.tile, options.tile_pad, options.max_images
+    """Score `model_path` on each set (name -> folder of HR images, any layout that
+    `benchmark_sets.hr_images` reads); write the files above; return the eval.json dict."""
     started = time.perf_counter()
     console = console or Console(stderr=True)
     model, meta = load_weights(Path(model_path))
     scale = int(meta["scale"])
-    paths = list_images(Path(valid_dir))
-    if max_images is not None:
-        paths = paths[:max_images]
-    if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {valid_dir}")
+    # Every folder is checked before any work, so a missing set fails in a second.
+    paths = {name: hr_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
     out_dir = Path(out_dir)
-    crops_dir = out_dir / "comparisons"
-    crops_dir.mkdir(parents=True, exist_ok=True)
-    for stale in crops_dir.glob("*.png"):
-        stale.unlink()
+    for generated in ("per_image", "comparisons"):
+        shutil.rmtree(out_dir / generated, ignore_errors=True)
+    (out_dir / "per_image").mkdir(parents=True)
 
-    rows: list[ImageScores] = []
-    crops: dict[str, np.ndarray] = {}
-    columns = [TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        for path in progress.track(paths):
-            lr, hr = lr_hr_pair(load_rgb(path), scale)
-            tic = time.perf_counter()
-            sr = upscale(
+    result: dict[str, Any] = {"scale": scale, "step": meta.get("step"), "ema": meta.get("ema")}
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
+        for name, files in paths.items():
+            skipped: list[str] = []
+            task = progress.add_task(f"{name} ×{scale}", total=len(files))
+
+            def skip(why: str, skipped: list[str] = skipped, task=task) -> None:
+                console.print(f"[yellow]skipped[/] {why}")
+                skipped.append(why)
+                progress.advance(task)
+
+            scores = score_set(
                 model,
-                lr,
-                tile=tile,
-                tile_pad=tile_pad,
-                device=options.device,
-                precision=options.precision,
-                progress=False,
+                load_references(files, scale, on_skip=skip),
+                scale=scale,
+                options=options,
+                crops=COMPARISONS,
+                on_image=lambda _row, task=task: progress.advance(task),
             )
-            seconds = time.perf_counter() - tic
-            bicubic = imresize(lr, scale)
-            rows.append(_scores(path.stem, sr, bicubic, hr, scale, seconds))
-            # Only the small crops are kept: all SR images of DIV2K would not fit in memory.
-            crops[path.stem] = _side_by_side(bicubic, sr, hr)
-
-    ranked = sorted(rows, key=lambda r: r.gain_psnr_y, reverse=True)
-    count = min(COMPARISONS, math.ceil(len(ranked) / 2))
-    for i, row in enumerate(ranked[:count], 1):
-        save_png(crops[row.name], crops_dir / f"best{i}_{row.name}.png")
-    for i, row in enumerate(reversed(ranked[count:][-count:]), 1):
-        save_png(crops[row.name], crops_dir / f"worst{i}_{row.name}.png")
-
-    with open(out_dir / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
-
-    fields = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-    result: dict[str, Any] = {name: _mean(rows, name) for name in fields}
-    result |= {f"bicubic_{name}": _mean(rows, f"bicubic_{name}") for name in fields}
-    result |= {
-        "gain_psnr_y": result["psnr_y"] - result["bicubic_psnr_y"],
-        "images": len(rows),
-        "seconds": time.perf_counter() - started,
-        "max_images": max_images,
-        "scale": scale,
-        "preset": meta.get("preset"),
-        "step": meta.get("step"),
-        "ema": meta.get("ema"),
-        "tile": tile,
-        "tile_pad": tile_pad,
-        "precision": options.precision,
-    }
+            if not scores.rows:
+                raise NoUsableImages(
+                    f"set {name!r} ({sets[name]}) has no usable image at ×{scale}: "
+                    + "; ".join(skipped)
+                )
+            _write_set(out_dir, name, scores)
+            result[name] = scores.means() | ({"skipped": skipped} if skipped else {})
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    console.print(summary_table(result))
+    console.print(summary_table(result, time.perf_counter() - started))
     return result

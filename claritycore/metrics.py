@@ -2,8 +2,10 @@
 
 Conventions (BasicSR's `calculate_psnr` / `calculate_ssim`): values on the [0, 255] scale,
 `crop_border` pixels cut from each edge, optionally only the BT.601 luma
-Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (not rounded), float64 arithmetic. SSIM uses
-an 11×11 Gaussian window (sigma 1.5) over the valid region only, C1 = (0.01·255)²,
+Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (not rounded), float64 arithmetic. A
+single-channel (greyscale) image is its own luma: `y_channel` scores that channel as it is, as
+the MATLAB code behind the published tables does (RGB to Y would shrink its range to 16-235).
+SSIM uses an 11×11 Gaussian window (sigma 1.5) over the valid region only, C1 = (0.01·255)²,
 C2 = (0.03·255)², and averages the channels.
 
 Inputs are numpy H×W×C RGB arrays (uint8, or float on [0, 255]), giving a Python float, or
@@ -66,8 +68,8 @@ def _prepare(
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
     x, factor = _as_batch(a)
     y, _ = _as_batch(b)
-    if y_channel and x.shape[3] != 3:
-        raise ValueError(f"y_channel needs 3 (RGB) channels, got {x.shape[3]}")
+    if y_channel and x.shape[3] not in (1, 3):
+        raise ValueError(f"y_channel needs 3 (RGB) or 1 (grey) channels, got {x.shape[3]}")
     if crop_border:
         c = crop_border
         x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
@@ -87,7 +89,7 @@ def _to_255(x: torch.Tensor, factor: float, y_channel: bool) -> torch.Tensor:
     x = x.to(torch.float64)
     if factor != 1.0:
         x = x * factor
-    if y_channel:
+    if y_channel and x.shape[-1] == 3:
         return (x @ _y_weights(x.device))[..., None] / 255.0 + 16.0
     return x
 
@@ -112,6 +114,7 @@ def psnr(
     [0, 1] -> float64 tensor of shape () or (N,), one value per image.
     """
     x, y, factor = _prepare(a, b, crop_border, y_channel)
+    luma = y_channel and x.shape[3] == 3
     weights = _y_weights(x.device)
     values = []
     for i in range(x.shape[0]):
@@ -123,11 +126,11 @@ def psnr(
             d.sub_(y[i, r : r + _PSNR_STRIP])
             if factor != 1.0:
                 d.mul_(factor)
-            if y_channel:
+            if luma:
                 d = d @ weights / 255.0
             d = d.reshape(-1)
             sse += torch.dot(d, d)
-        count = x[i, ..., :1].numel() if y_channel else x[i].numel()
+        count = x[i, ..., :1].numel() if luma else x[i].numel()
         values.append(10.0 * torch.log10(255.0**2 / (sse / count)))
     return _result(values, a)
 
@@ -149,7 +152,7 @@ def _ssim_image(x: torch.Tensor, y: torch.Tensor, factor: float, y_channel: bool
     out_h, out_w = h - _WINDOW + 1, w - _WINDOW + 1
     nblocks = -(-out_w // _BLOCK)
     padded_w = nblocks * _BLOCK + _WINDOW - 1
-    channels = 1 if y_channel else x.shape[2]
+    channels = 1 if y_channel else x.shape[2]  # a grey image has one channel either way
     rows_band = _banded(_STRIP, x.device)
     cols_band = _banded(_BLOCK, x.device).T
     total = torch.zeros((), dtype=torch.float64, device=x.device)

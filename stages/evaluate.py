@@ -1,7 +1,8 @@
-"""`python -m stages.evaluate`: PSNR/SSIM of models/model.pt on the validation images.
+"""`python -m stages.evaluate`: PSNR/SSIM of models/model.pt on the validation images and on
+every benchmark set listed in `evaluate.benchmarks` (folders under data/benchmarks/).
 
-Reads params.yaml (`evaluate.*`, `data.source`), models/model.pt and data/raw/<source>/valid;
-writes metrics/eval.json, metrics/per_image.csv and metrics/comparisons/*.png.
+Reads params.yaml (`evaluate.*`, `data.source`), models/model.pt, data/raw/<source>/valid and
+data/benchmarks/<name>/; writes metrics/eval.json, metrics/per_image/ and metrics/comparisons/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import typer
 
 from claritycore.config import DataParams, EvalOptions, load_params, read_section
+from claritycore.data.benchmark_sets import BENCHMARKS_DIR
 from claritycore.errors import exit_on_user_error
 from claritycore.evaluation import evaluate
 
@@ -24,12 +26,9 @@ def main(params: Path = typer.Option(Path("params.yaml"), help="Pipeline params 
         settings = load_params(params)
         data = read_section(settings, "data", DataParams)
         options = read_section(settings, "evaluate", EvalOptions)
-        evaluate(
-            Path("models/model.pt"),
-            Path("data/raw") / data.source / "valid",
-            out_dir=Path("metrics"),
-            options=options,
-        )
+        sets = {"valid": Path("data/raw") / data.source / "valid"}
+        sets |= {name: BENCHMARKS_DIR / name for name in options.benchmarks}
+        evaluate(Path("models/model.pt"), sets, out_dir=Path("metrics"), options=options)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""An unreadable image stops fetch, extract, train and evaluate with one line that names the file
-(exit status 2, no traceback, the previous outputs kept); upscale names it and goes on."""
+"""An unreadable image stops fetch and extract with one line that names the file (exit status 2,
+no traceback, the previous outputs kept); validation in train and evaluate, and upscale, name it
+and go on without it (evaluate records it in eval.json)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -74,7 +76,7 @@ def test_extract_names_the_unreadable_image_and_keeps_the_last_store(folder_proj
     assert Path("data/stores/x2/index.json").read_bytes() == index
 
 
-def test_train_names_the_unreadable_validation_image(tmp_path):
+def test_train_names_the_unreadable_validation_image_and_skips_it(tmp_path):
     train_dir = tiny_images(tmp_path / "train", count=2)
     valid = tiny_images(tmp_path / "valid", count=1)
     truncate(valid / "img0.png", valid / "cut.png")
@@ -82,18 +84,22 @@ def test_train_names_the_unreadable_validation_image(tmp_path):
     args += ["--batch-size", "1", "--patch-size", "16", "--num-feat", "8", "--num-block", "1"]
     args += ["--set", "num_grow_ch=8", "--workers", "0", "--device", "cpu"]
     args += ["--output", str(tmp_path / "run")]
-    line = error_line(CliRunner().invoke(app, args))
-    assert line.startswith("error: cannot read image") and "cut.png" in line, line
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "skipped cannot read image" in result.output and "cut.png" in result.output
 
 
-def test_evaluate_names_the_unreadable_image(tmp_path):
+def test_evaluate_names_the_unreadable_image_and_records_it(tmp_path):
     save_model(tmp_path / "model.pt", AutoModel.from_config(AutoConfig.from_name(
         "rrdbnet", scale=2, num_feat=8, num_block=1, num_grow_ch=8)))  # fmt: skip
     valid = tiny_images(tmp_path / "valid", count=1)
     truncate(valid / "img0.png", valid / "img1.png")
     args = ["evaluate", "-m", str(tmp_path / "model.pt"), "--data", str(valid)]
-    line = error_line(CliRunner().invoke(app, [*args, "--out", str(tmp_path / "eval")]))
-    assert "img1.png" in line and "cannot read image" in line, line
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    assert "skipped cannot read image" in result.output and "img1.png" in result.output
+    skipped = json.loads((tmp_path / "eval" / "eval.json").read_text())["valid"]["skipped"]
+    assert len(skipped) == 1 and "img1.png" in skipped[0]
 
 
 def test_upscale_names_the_unreadable_image_and_goes_on(tmp_path):

@@ -13,7 +13,6 @@ from torch.utils.data import DataLoader
 
 from claritycore.data.dataset import (
     PairedPatchDataset,
-    load_validation_pairs,
     orient,
 )
 from claritycore.data.store import extract_store
@@ -132,18 +131,3 @@ def test_pickling_does_not_copy_the_store(store_x4):
     clone = pickle.loads(pickle.dumps(ds))
     assert len(pickle.dumps(ds)) < 20_000
     assert torch.equal(clone[3][1], ds[3][1])
-
-
-def test_validation_pairs(tmp_path):
-    folder = tmp_path / "valid"
-    folder.mkdir()
-    for name, (h, w) in {"0801": (50, 61), "0802": (40, 40), "0803": (33, 35)}.items():
-        Image.fromarray(_noise(int(name), h, w)).save(folder / f"{name}.png")
-    pairs = load_validation_pairs(folder, 3)
-    assert [p.name for p in pairs] == ["0801", "0802", "0803"]
-    first = pairs[0]
-    assert first.hr.shape == (48, 60, 3) and first.lr.shape == (16, 20, 3)
-    np.testing.assert_array_equal(first.hr, _noise(801, 50, 61)[:48, :60])
-    np.testing.assert_array_equal(first.lr, imresize(first.hr, 1 / 3))
-    assert first.lr.dtype == np.uint8
-    assert len(load_validation_pairs(folder, 3, max_images=2)) == 2

@@ -142,3 +142,17 @@ def test_inputs_are_not_modified():
         metric(a, b, y_channel=True)
         metric(a, b)
     assert torch.equal(a, a0) and torch.equal(b, b0)
+
+
+def test_a_grey_image_is_its_own_luma() -> None:
+    """One channel: PSNR on it as it is (MATLAB's tables), not through RGB -> Y."""
+    hr = np.zeros((12, 12, 1), dtype=np.uint8)
+    sr = hr.copy()
+    sr[5, 6, 0] = 10  # one pixel off by 10 inside the 1-pixel border: MSE = 100 / 10²
+    expected = 10 * np.log10(255**2 / 1.0)
+    assert psnr(sr, hr, crop_border=1, y_channel=True) == pytest.approx(expected, abs=1e-12)
+    assert psnr(sr, hr, crop_border=1) == pytest.approx(expected, abs=1e-12)
+    # The same pixels replicated to RGB and scored on Y: the error shrinks by 219/255.
+    rgb = psnr(np.repeat(sr, 3, 2), np.repeat(hr, 3, 2), crop_border=1, y_channel=True)
+    assert rgb == pytest.approx(expected + 20 * np.log10(255 / 219), abs=1e-9)
+    assert ssim(sr, hr, y_channel=True) == ssim(sr, hr)

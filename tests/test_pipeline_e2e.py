@@ -35,7 +35,7 @@ def test_first_experiment_runs_every_stage(repo: Repo):
     store = repo.path / "data" / "stores" / "x2" / "index.json"
     assert store.is_symlink() or store.stat().st_nlink >= 2
     data = repo.experiments()["first"]
-    assert 5.0 < metric(data, "metrics/eval.json", "psnr_y") < 60.0
+    assert 5.0 < metric(data, "metrics/eval.json", "valid/psnr_y") < 60.0
     assert config_param(data, "model", "scale") == 2
     assert config_param(data, "training", "steps") == 4
     assert config_param(data, "training", "patch_size") == 32
@@ -52,7 +52,7 @@ def test_new_preset_reuses_data_stages(repo: Repo):
         assert f"Running stage '{stage}'" in out, out
     data = repo.experiments()["second"]
     assert config_param(data, "model", "scale") == 4
-    assert "psnr_y" in data["metrics"]["metrics/eval.json"]["data"]
+    assert "psnr_y" in data["metrics"]["metrics/eval.json"]["data"]["valid"]
 
 
 @pytest.mark.e2e
@@ -63,7 +63,10 @@ def test_returning_to_a_config_restores_from_run_cache(repo: Repo):
     assert "Running stage 'evaluate'" not in out, out
     runs = repo.experiments()
     first, third = runs["first"], runs["third"]
-    for path, key in (("metrics/eval.json", "psnr_y"), ("dvclive/metrics.json", "val/psnr_y")):
+    for path, key in (
+        ("metrics/eval.json", "valid/psnr_y"),
+        ("dvclive/metrics.json", "val/psnr_y"),
+    ):
         assert metric(third, path, key) == metric(first, path, key)
 
 
@@ -98,7 +101,7 @@ def test_queued_experiments_complete(repo: Repo):
     for name, (preset, steps) in queued.items():
         assert runs[name]["params"]["build/config.yaml"]["data"]["preset"] == preset
         assert config_param(runs[name], "training", "steps") == steps
-        assert "psnr_y" in runs[name]["metrics"]["metrics/eval.json"]["data"]
+        assert "psnr_y" in runs[name]["metrics"]["metrics/eval.json"]["data"]["valid"]
 
 
 def read_steps(tsv: Path) -> list[int]:

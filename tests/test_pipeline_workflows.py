@@ -81,11 +81,15 @@ def test_plots_pages_draw_offline_each_chart_once(repo: Repo, good: str):
         charts = re.findall(r"vegaEmbed\('#", html)
         specs = json.loads(repo.dvc("plots", *command, "--json"))["data"]
         vega = [title for title, entries in specs.items() if entries[0]["type"] == "vega"]
-        # One per dvclive curve (8), the per-image bars, and those bars with bicubic.
-        assert len(charts) == len(vega) == 10, vega
-        bars = specs["Per-image PSNR (Y), model and bicubic"][0]["content"]["data"]["values"]
-        assert {row["field"] for row in bars} == {"psnr_y", "bicubic_psnr_y"}
-        assert {row["rev"] for row in bars} == ({"workspace"} if command == ["show"] else set(runs))
+        # One per dvclive curve (8) and one of per-image bars per set (here only valid/).
+        assert len(charts) == len(vega) == 9, vega
+        chart = specs["metrics/per_image/valid.csv"][0]["content"]
+        bars = chart["data"]["values"]
+        assert {"psnr_y", "bicubic_psnr_y"} <= set(bars[0])  # the template folds both
+        assert chart["transform"][0]["fold"] == ["psnr_y", "bicubic_psnr_y"]
+        # `dvc plots diff <one rev>` adds the workspace; with two revisions it shows just them.
+        revs = {row["rev"] for row in bars}
+        assert revs == {"workspace"} if command == ["show"] else set(runs) <= revs
 
 
 @pytest.mark.e2e
@@ -94,7 +98,7 @@ def test_claritycore_plots_draws_pngs(repo: Repo, good: str):
     names = sorted(p.name for p in (repo.path / "png").iterdir())
     assert (
         "dvclive_plots_metrics_train_loss_tsv.png" in names
-        and "per_image_psnr_y_model_and_bicubic.png" in names
+        and "metrics_per_image_valid_csv.png" in names
     ), out
     with Image.open(repo.path / "png" / "dvclive_plots_metrics_train_loss_tsv.png") as chart:
         assert chart.format == "PNG" and chart.width > 400 and chart.height > 300
@@ -133,3 +137,43 @@ def test_remote_recipe_moves_an_experiment_to_a_second_clone(repo: Repo, good: s
     assert (clone.path / "models" / "model.pt").read_bytes() == model
     assert len(list((clone.path / "data" / "raw" / "sample" / "train").iterdir())) == 5
     assert "up to date" in clone.dvc("status")
+
+
+def _small_copies(folder, count: int) -> list:
+    """96×96 crops of the shared benchmark images (CI has them), else of the sample's."""
+    shared = ROOT.parent / "shared" / "benchmarks" / "Set14"
+    source = shared if shared.is_dir() else ROOT / "data" / "sample" / "valid"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.png"))[:count]:
+        with Image.open(path) as image:
+            image.crop((0, 0, 96, 96)).save(folder / path.name)
+    return sorted(p.stem for p in folder.iterdir())
+
+
+@pytest.mark.e2e
+def test_benchmark_sets_add_per_set_columns(repo: Repo, good: str, tmp_path):
+    """README "Benchmarks": two sets in two layouts; only evaluate re-runs."""
+    five = _small_copies(repo.path / "data" / "benchmarks" / "Set5", 2)  # flat
+    fourteen = _small_copies(repo.path / "data" / "benchmarks" / "Set14" / "GTmod12", 3)
+    args = set_args(preset="rrdbnet-litex2")
+    out = repo.dvc("exp", "run", "-n", "bench", "-S", "evaluate.benchmarks=[Set5,Set14]", *args)
+    assert "Running stage 'train'" not in out and "Running stage 'evaluate'" in out, out
+    data = repo.experiments()["bench"]["metrics"]["metrics/eval.json"]["data"]
+    assert set(data) >= {"valid", "Set5", "Set14"}
+    assert data["Set5"]["images"] == len(five) and data["Set14"]["images"] == len(fourteen)
+    for name in ("Set5", "Set14"):
+        assert 10 < data[name]["bicubic_psnr_y"] < 50 and data[name]["psnr_y"] > 5
+    assert (
+        data["valid"] == repo.experiments()[good]["metrics"]["metrics/eval.json"]["data"]["valid"]
+    )
+    crops = sorted(p.stem for p in (repo.path / "metrics" / "comparisons" / "Set14").iterdir())
+    assert crops == fourteen
+
+    # A listed set that is not there: one line saying where it goes, before any scoring.
+    bad = tmp_path / "params.yaml"
+    params = repo.read_yaml("params.yaml")
+    params["evaluate"]["benchmarks"] = ["Set5", "Urban100"]
+    bad.write_text(json.dumps(params))
+    failed = repo.run(sys.executable, "-m", "stages.evaluate", "--params", str(bad), check=False)
+    assert "data/benchmarks/Urban100 does not exist: put the set's HR images there" in failed
+    assert len(failed.strip().splitlines()) == 1, failed

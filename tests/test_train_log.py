@@ -9,7 +9,7 @@ import pytest
 
 from claritycore.training import trainer
 from claritycore.training.live import CURVES_ONLY, MetricLog
-from tests.helpers import history, quick_options, run, tiny_experiment, tiny_store
+from tests.helpers import history, quick_options, run, tiny_experiment, tiny_images, tiny_store
 
 VALIDATION_SECONDS = 0.6
 
@@ -18,14 +18,18 @@ def test_window_ignores_validation_and_checkpoints_between_log_rows(tmp_path, mo
     """val_every < log_every: each row still counts the steps since the previous row, and the
     seconds spent validating are not charged to the training steps."""
 
-    def slow_validation(*args, **kwargs):
-        time.sleep(VALIDATION_SECONDS)
-        return {}, {}
+    score_set = trainer.score_set
 
-    monkeypatch.setattr(trainer, "validate", slow_validation)
+    def slow_scoring(*args, **kwargs):
+        time.sleep(VALIDATION_SECONDS)
+        return score_set(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "score_set", slow_scoring)
     options = quick_options(log_every=3, val_every=2, save_every=5)
-    run(tmp_path, tiny_experiment(steps=30), options, tiny_store(tmp_path))
-    rows = history(tmp_path / "ckpt")
+    valid = tiny_images(tmp_path / "valid", count=1, size=24)
+    run(tmp_path, tiny_experiment(steps=30), options, tiny_store(tmp_path), val_dir=valid)
+    rows = [row for row in history(tmp_path / "ckpt") if "train/step_ms" in row]
+    assert sum("val/psnr_y" in row for row in history(tmp_path / "ckpt")) == 15
     assert [r["step"] for r in rows] == list(range(3, 31, 3))
     assert [r["train/skipped_steps"] for r in rows] == [0] * 10
     for row in rows:

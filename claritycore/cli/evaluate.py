@@ -1,4 +1,4 @@
-"""`claritycore evaluate`: PSNR/SSIM of a model beside the bicubic baseline."""
+"""`claritycore evaluate`: PSNR/SSIM of a model on one or more image sets, beside bicubic."""
 
 from __future__ import annotations
 
@@ -7,26 +7,53 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, PRECISION_HELP
+from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, SELF_ENSEMBLE_HELP
 from claritycore.config import EvalOptions
-from claritycore.errors import exit_on_user_error
+from claritycore.data.benchmark_sets import set_name
+from claritycore.errors import UserError, exit_on_user_error
 from claritycore.evaluation import evaluate
 from claritycore.schema import parse
+
+DATA_HELP = (
+    "A set to score: PATH or NAME=PATH, a folder of HR images (flat, or HR/, GTmod12/, GT/, "
+    "original/, image_SRF_<scale>/ inside). Repeat for several sets, e.g. "
+    "--data Set5=data/benchmarks/Set5 --data data/benchmarks/Set14."
+)
+
+
+def parse_sets(specs: list[str]) -> dict[str, Path]:
+    """`NAME=PATH` or `PATH` (named after its folder) -> {name: path}; a name used twice fails."""
+    sets: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        folder = Path(path if sep else spec)
+        name = name if sep else set_name(folder)
+        if not name:
+            raise UserError(f"--data {spec!r}: empty set name; use NAME=PATH")
+        if name in sets:
+            raise UserError(
+                f"--data: two sets are named {name!r} ({sets[name]}, {folder}); "
+                "name them with NAME=PATH"
+            )
+        sets[name] = folder
+    return sets
 
 
 def evaluate_command(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    data: Path = typer.Option(..., "--data", help="Folder of HR validation images."),
-    max_images: int | None = typer.Option(None, help="Evaluate only the first N images."),
+    data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
+    max_images: int | None = typer.Option(None, help="Score only the first N images of a set."),
     tile: int = typer.Option(
         EvalOptions.tile, help="Tile side in LR pixels; 0 = whole image at once."
     ),
     tile_pad: int = typer.Option(EvalOptions.tile_pad, help="Context pixels around each tile."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, …"),
+    self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
+    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, …"),
     precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
-    out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image.csv, crops."),
+    out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
 ) -> None:
-    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them."""
+    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them:
+    one row per set."""
     console = Console()
     with exit_on_user_error("error"):
         options = parse(
@@ -37,8 +64,9 @@ def evaluate_command(
                 "max_images": max_images,
                 "device": device,
                 "precision": precision,
+                "self_ensemble": self_ensemble,
             },
             "options",
         )
-        evaluate(model, data, out_dir=out, options=options, console=console)
-    console.print(f"wrote {out / 'eval.json'}, {out / 'per_image.csv'}, {out / 'comparisons'}/")
+        evaluate(model, parse_sets(data), out_dir=out, options=options, console=console)
+    console.print(f"wrote {out / 'eval.json'}, {out / 'per_image'}/, {out / 'comparisons'}/")

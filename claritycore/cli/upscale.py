@@ -9,10 +9,11 @@ import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, PRECISION_HELP
+from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, SELF_ENSEMBLE_HELP
 from claritycore.config import EvalOptions, Precision
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
+from claritycore.ensemble import SelfEnsemble
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.inference import inference_precision, upscale
 from claritycore.interop import load_weights
@@ -29,7 +30,8 @@ def upscale_command(
     tile_pad: int = typer.Option(
         EvalOptions.tile_pad, help="Context pixels around each tile (hides seams)."
     ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, …"),
+    self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
+    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, cuda:1, …"),
     precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist."),
 ) -> None:
@@ -49,8 +51,12 @@ def upscale_command(
         convert(precision, Precision, "--precision")
         net, meta = load_weights(model)
         dev = resolve_device(device)
+    if self_ensemble:
+        net = SelfEnsemble(net)
     runs = inference_precision(dev) if precision == "auto" else precision
-    console.print(f"{model.name}: ×{meta['scale']} {meta['format']} model on {dev}, {runs}")
+    ensemble = ", self-ensemble ×8" if self_ensemble else ""
+    described = f"×{meta['scale']} {meta['format']} model on {dev}, {runs}{ensemble}"
+    console.print(f"{model.name}: {described}")
     output.mkdir(parents=True, exist_ok=True)
     done, skipped, failed = 0, 0, []
     claimed: set[Path] = set()

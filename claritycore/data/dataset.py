@@ -1,4 +1,4 @@
-"""Training pairs cropped from a patch store, and the validation pairs.
+"""Training pairs cropped from a patch store.
 
 Every random choice of sample `i` is a pure function of (seed, i): a counter-based generator
 (BLAKE2b of the pair, as Philox-style counters do with a block cipher). The trainer resumes at
@@ -12,16 +12,13 @@ from __future__ import annotations
 import hashlib
 import struct
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from claritycore.data.images import list_images, load_rgb
 from claritycore.data.store import ImageStore
-from claritycore.resize import lr_hr_pair
 
 ORIENTATIONS = 8
 _PERSON = b"claritycore-crop"  # domain separation: these draws are for crops only
@@ -132,30 +129,3 @@ class PairedPatchDataset(Dataset):
         lr = self.store.lr_planar(image)[:, top : top + p, left : left + p]
         hr = self.store.hr_planar(image)[:, top * s : (top + p) * s, left * s : (left + p) * s]
         return _oriented_tensor(lr, orientation), _oriented_tensor(hr, orientation)
-
-
-@dataclass(frozen=True)
-class ValidationPair:
-    """One validation image: `hr` mod-cropped, `lr = imresize(hr, 1/scale)`; uint8 HxWx3."""
-
-    name: str
-    lr: np.ndarray
-    hr: np.ndarray
-
-
-def load_validation_pairs(
-    folder: Path, scale: int, *, max_images: int | None = None
-) -> list[ValidationPair]:
-    """The first `max_images` (all if None) images of `folder`, sorted by name, as LR/HR pairs."""
-    paths = list_images(Path(folder))
-    if not paths:
-        raise FileNotFoundError(f"no validation images in {folder}; run `python -m stages.fetch`")
-    pairs = []
-    for path in paths[:max_images]:
-        pixels = load_rgb(path)
-        if min(pixels.shape[:2]) < scale:
-            warnings.warn(f"{path.name} is smaller than the scale {scale}; skipped", stacklevel=2)
-            continue
-        lr, hr = lr_hr_pair(pixels, scale)
-        pairs.append(ValidationPair(path.stem, lr, np.ascontiguousarray(hr)))
-    return pairs

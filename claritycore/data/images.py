@@ -135,8 +135,27 @@ def load_rgb(path: Path) -> np.ndarray:
     return pixels
 
 
+# Single-channel modes: scored on their own channel, as the published tables do.
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def load_channels(path: Path) -> np.ndarray:
+    """8-bit pixels with the file's own channel count: HxWx1 for a greyscale file (mode L,
+    16-bit grey, ...), HxWx3 RGB otherwise. Other conversions as `load_rgb`, with a warning."""
+    pixels, note = read_rgb(path)
+    with _open(Path(path)) as img:
+        mode = img.mode
+    if mode in GREY_MODES:
+        pixels = np.ascontiguousarray(pixels[..., :1])
+        note = None if mode in ("1", "L") else f"{Path(path).name}: {mode} read as 8-bit grey"
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return pixels
+
+
 def save_png(pixels: np.ndarray, path: Path) -> None:
-    """Write HxWx3 uint8 pixels as a PNG (deterministic bytes for identical pixels)."""
+    """Write HxWx3 (or HxWx1) uint8 pixels as a PNG (deterministic bytes for identical pixels)."""
+    pixels = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
     Image.fromarray(np.ascontiguousarray(pixels)).save(path, format="PNG")
 
 

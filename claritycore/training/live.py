@@ -50,13 +50,6 @@ class MetricLog:
             self._write(row)
             self.live.make_summary()
 
-    def summary(self, values: dict[str, float]) -> None:
-        """Values that are not curves (the bicubic baseline): metrics.json only."""
-        if self.live is not None:
-            for name, value in values.items():
-                self.live.log_metric(name, value, plot=False)
-            self.live.make_summary()
-
     def images(self, images: dict[str, np.ndarray]) -> None:
         if self.live is not None:
             for name, image in images.items():

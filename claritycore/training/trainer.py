@@ -7,6 +7,7 @@ only the step, and 1 process with batch B sees the same samples as W processes w
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -21,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from claritycore import interop, weights
-from claritycore.config import RunOptions, TrainingConfig
+from claritycore.config import EvalOptions, RunOptions, TrainingConfig
+from claritycore.data.benchmark_sets import hr_images
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.device import (
     PRECISION_DTYPES,
@@ -32,11 +34,11 @@ from claritycore.device import (
 from claritycore.errors import ConfigError, UserError
 from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoModel
+from claritycore.scoring import COMPARISONS, load_references, score_set
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
 from claritycore.training.losses import LOSSES
-from claritycore.training.validation import bicubic_baseline, load_validation, validate
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -220,9 +222,16 @@ def _run(
         if ema is not None:
             ema.load_state_dict(model.state_dict())
     log = MetricLog(live_dir, history, main=is_main)
-    val_images = load_validation(val_dir, scale, options.val_images) if is_main else []
-    if val_images:
-        log.summary(bicubic_baseline(val_images, scale))
+    # Validation is `evaluate`'s scoring with its default inference options: for the same
+    # weights and images the figures are equal.
+    val_options = EvalOptions(device=str(device))
+    references = []
+    if is_main and val_dir is not None and options.val_images:
+        files = hr_images(Path(val_dir), scale)[: options.val_images]
+        warn = console.print
+        references = list(
+            load_references(files, scale, on_skip=lambda why: warn(f"[yellow]skipped[/] {why}"))
+        )
 
     step_model = torch.compile(model) if use_compile else model
     if dist.enabled:
@@ -325,16 +334,19 @@ def _run(
                 window_start, tick, paused = step, time.perf_counter(), 0.0
             if step % options.val_every == 0 or step == cfg.steps:
                 started = time.perf_counter()
-                scores, crops = validate(
-                    ema if ema is not None else model, val_images, scale=scale, device=device,
-                    autocast=autocast,
-                )  # fmt: skip
-                if scores:
-                    log.log(step, scores)
-                    log.images(crops)
+                if references:
+                    # A copy: inference switches the weights' memory format and mode.
+                    shipped = copy.deepcopy(ema if ema is not None else model)
+                    scored = score_set(
+                        shipped, references, scale=scale, options=val_options, crops=COMPARISONS
+                    )
+                    figures = scored.means()
+                    log.log(step, {f"val/{k}": figures[k] for k in ("psnr_y", "ssim_y")})
+                    log.images({f"val/{name}.png": crop for name, crop in scored.crops.items()})
                     console.print(
-                        f"step {step:,}: PSNR-Y {scores['val/psnr_y']:.3f} dB, "
-                        f"SSIM-Y {scores['val/ssim_y']:.4f}"
+                        f"step {step:,}: PSNR-Y {figures['psnr_y']:.3f} dB "
+                        f"({figures['gain_psnr_y']:+.3f} over bicubic on {figures['images']} "
+                        f"images), SSIM-Y {figures['ssim_y']:.4f}"
                     )
                 paused += time.perf_counter() - started
             if step % options.save_every == 0 or step == cfg.steps:

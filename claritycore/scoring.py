@@ -1,0 +1,227 @@
+"""The scoring protocol: a model's output against HR, beside MATLAB bicubic, as SR papers print it.
+
+Training's periodic validation and `evaluate` both call `score_set`, so for the same weights,
+images and inference options their figures are equal by construction. Per image:
+
+- HR = the image mod-cropped to a multiple of the scale; LR = MATLAB `imresize(HR, 1/scale)`;
+- SR = tiled inference of the LR, quantised to uint8 (the figures are those of the saved image);
+  bicubic = MATLAB `imresize(LR, scale)`, also uint8;
+- PSNR/SSIM with a `scale`-pixel border cropped, on BT.601 Y (unrounded, BasicSR) for colour
+  images and on the image's own channel for greyscale ones, and on all channels ("rgb").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+
+from claritycore.config import EvalOptions
+from claritycore.data.images import ImageReadError, load_channels
+from claritycore.ensemble import SelfEnsemble
+from claritycore.inference import upscale_array
+from claritycore.metrics import psnr, ssim
+from claritycore.resize import imresize, lr_hr_pair
+
+# SSIM's window is 11 pixels: an image needs that much left after the border crop.
+_SSIM_WINDOW = 11
+# HR side of the comparison crops; labelled panels bicubic | model | HR.
+CROP = 192
+# Comparison crops per set: each set's first images by name, so experiments line up.
+COMPARISONS = 4
+_GAP = 4
+LABEL_HEIGHT = 20
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+class UnusableImage(ValueError):
+    """An image that cannot be scored at this scale (unreadable, or too small)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An HR image ready to score against: its LR input, bicubic upscaling and bicubic scores.
+
+    Arrays are uint8 HxWxC with the file's channels (C = 1 for greyscale, else 3).
+    """
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+    bicubic: np.ndarray
+    bicubic_scores: tuple[float, float, float, float]
+
+
+def _four(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float, float, float]:
+    """(psnr_y, ssim_y, psnr_rgb, ssim_rgb); a greyscale image's Y and RGB are its channel."""
+    return (
+        psnr(img, hr, crop_border=scale, y_channel=True),
+        ssim(img, hr, crop_border=scale, y_channel=True),
+        psnr(img, hr, crop_border=scale),
+        ssim(img, hr, crop_border=scale),
+    )
+
+
+def make_reference(name: str, pixels: np.ndarray, scale: int) -> Reference:
+    """The reference for HR `pixels`; UnusableImage if too small to score at `scale`."""
+    height, width = (side - side % scale for side in pixels.shape[:2])
+    if min(height, width) - 2 * scale < _SSIM_WINDOW:
+        raise UnusableImage(
+            f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: SSIM needs "
+            f"{_SSIM_WINDOW}×{_SSIM_WINDOW} pixels after the {scale}-pixel border crop"
+        )
+    lr, hr = lr_hr_pair(pixels, scale)
+    hr = np.ascontiguousarray(hr)
+    bicubic = imresize(lr, scale)
+    return Reference(name, lr, hr, bicubic, _four(bicubic, hr, scale))
+
+
+def load_reference(path: Path, scale: int) -> Reference:
+    """The reference for the image file `path`; UnusableImage naming the file if it is not one."""
+    try:
+        return make_reference(Path(path).stem, load_channels(path), scale)
+    except ImageReadError as error:
+        raise UnusableImage(str(error)) from error
+    except UnusableImage as error:
+        raise UnusableImage(f"{path}: {error}") from error
+
+
+def load_references(
+    paths: Iterable[Path], scale: int, on_skip: Callable[[str], None]
+) -> Iterator[Reference]:
+    """References for `paths`, one at a time; an unusable file goes to `on_skip(why)` (the
+    reason names the file)."""
+    for path in paths:
+        try:
+            yield load_reference(path, scale)
+        except UnusableImage as error:
+            on_skip(str(error))
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """One image's figures (the columns of a per-image CSV)."""
+
+    name: str
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float
+    ssim_rgb: float
+    bicubic_psnr_y: float
+    bicubic_ssim_y: float
+    bicubic_psnr_rgb: float
+    bicubic_ssim_rgb: float
+    gain_psnr_y: float
+    seconds: float
+
+
+@dataclass
+class SetScores:
+    """A set's per-image figures and its comparison crops."""
+
+    rows: list[ImageScores] = field(default_factory=list)
+    crops: dict[str, np.ndarray] = field(default_factory=dict)
+    inference_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def means(self) -> dict[str, float | int]:
+        """The set's figures: mean model and bicubic PSNR/SSIM, the gain and the image count."""
+        result: dict[str, float | int] = {}
+        for prefix in ("", "bicubic_"):
+            for name in METRICS:
+                values = [getattr(row, prefix + name) for row in self.rows]
+                result[prefix + name] = float(np.mean(values))
+        result["gain_psnr_y"] = result["psnr_y"] - result["bicubic_psnr_y"]
+        result["images"] = len(self.rows)
+        return result
+
+
+def _detail_window(bicubic: np.ndarray, hr: np.ndarray) -> tuple[int, int, int]:
+    """(top, left, size) of the square where bicubic errs most: where upscaling shows.
+
+    It depends on the image alone, so an image's crop sits at the same place in every
+    experiment and `dvc plots diff` shows like beside like.
+    """
+    size = min(CROP, *hr.shape[:2])
+    error = np.square(bicubic.astype(np.float32) - hr.astype(np.float32)).sum(axis=2)
+    # Sums over every size×size window from an integral image; stride size/4 is plenty.
+    integral = np.pad(error.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    stride = max(1, size // 4)
+    tops = np.arange(0, hr.shape[0] - size + 1, stride)
+    lefts = np.arange(0, hr.shape[1] - size + 1, stride)
+    t, left = tops[:, None], lefts[None, :]
+    sums = (
+        integral[t + size, left + size]
+        - integral[t, left + size]
+        - integral[t + size, left]
+        + integral[t, left]
+    )
+    i, j = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(tops[i]), int(lefts[j]), size
+
+
+def comparison(reference: Reference, sr: np.ndarray, psnr_y: float) -> np.ndarray:
+    """bicubic | model | HR crops of one window, each labelled, as HxWx3 uint8."""
+    top, left, size = _detail_window(reference.bicubic, reference.hr)
+    bicubic_psnr = reference.bicubic_scores[0]
+    labels = (f"bicubic {bicubic_psnr:.2f} dB", f"model {psnr_y:.2f} dB", "HR")
+    images = (reference.bicubic, sr, reference.hr)
+    width = 3 * size + 2 * _GAP
+    strip = Image.new("RGB", (width, size + LABEL_HEIGHT), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=LABEL_HEIGHT - 6)
+    for i, (label, image) in enumerate(zip(labels, images, strict=True)):
+        crop = image[top : top + size, left : left + size]
+        if crop.shape[2] == 1:
+            crop = np.repeat(crop, 3, axis=2)
+        x = i * (size + _GAP)
+        strip.paste(Image.fromarray(np.ascontiguousarray(crop)), (x, LABEL_HEIGHT))
+        draw.text((x + 3, 3), label, fill="black", font=font)
+    return np.asarray(strip)
+
+
+def score_set(
+    model: nn.Module,
+    references: Iterable[Reference],
+    *,
+    scale: int,
+    options: EvalOptions = EvalOptions(),
+    crops: int = 0,
+    on_image: Callable[[ImageScores], None] | None = None,
+) -> SetScores:
+    """Score `model` on `references`; keep labelled crops of the first `crops` images.
+
+    `options` gives the inference: tiling, device, precision and `self_ensemble`.
+    `model` is moved to the device and put in eval mode (pass a copy of a training model).
+    """
+    started = time.perf_counter()
+    network = SelfEnsemble(model) if options.self_ensemble else model
+    result = SetScores()
+    for reference in references:
+        tic = time.perf_counter()
+        sr = upscale_array(
+            network,
+            reference.lr,
+            tile=options.tile,
+            tile_pad=options.tile_pad,
+            device=options.device,
+            precision=options.precision,
+            progress=False,
+        )
+        seconds = time.perf_counter() - tic
+        result.inference_seconds += seconds
+        model_scores = _four(sr, reference.hr, scale)
+        gain = model_scores[0] - reference.bicubic_scores[0]
+        row = ImageScores(reference.name, *model_scores, *reference.bicubic_scores, gain, seconds)
+        result.rows.append(row)
+        if len(result.crops) < crops:
+            result.crops[reference.name] = comparison(reference, sr, model_scores[0])
+        if on_image is not None:
+            on_image(row)
+    result.seconds = time.perf_counter() - started
+    return result
