@@ -7,7 +7,9 @@ images and inference options their figures are equal by construction. Per image:
 - SR = tiled inference of the LR, quantised to uint8 (the figures are those of the saved image);
   bicubic = MATLAB `imresize(LR, scale)`, also uint8;
 - PSNR/SSIM with a `scale`-pixel border cropped, on BT.601 Y (unrounded, BasicSR) for colour
-  images and on the image's own channel for greyscale ones, and on all channels ("rgb").
+  images and on the image's own channel for greyscale ones; the model also on all channels
+  ("rgb", what BasicSR logs). Bicubic is scored on Y only: its RGB SSIM would cost as much as
+  the model's, for a figure no table prints.
 """
 
 from __future__ import annotations
@@ -54,17 +56,22 @@ class Reference:
     lr: np.ndarray
     hr: np.ndarray
     bicubic: np.ndarray
-    bicubic_scores: tuple[float, float, float, float]
+    bicubic_scores: tuple[float, float]  # psnr_y, ssim_y
 
 
-def _four(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float, float, float]:
-    """(psnr_y, ssim_y, psnr_rgb, ssim_rgb); a greyscale image's Y and RGB are its channel."""
+def _on_y(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """(psnr_y, ssim_y); a greyscale image's Y is its channel."""
     return (
         psnr(img, hr, crop_border=scale, y_channel=True),
         ssim(img, hr, crop_border=scale, y_channel=True),
-        psnr(img, hr, crop_border=scale),
-        ssim(img, hr, crop_border=scale),
     )
+
+
+def _on_rgb(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """(psnr_rgb, ssim_rgb) over all channels; for a greyscale image, its channel."""
+    if img.shape[2] == 1:
+        return _on_y(img, hr, scale)
+    return psnr(img, hr, crop_border=scale), ssim(img, hr, crop_border=scale)
 
 
 def make_reference(name: str, pixels: np.ndarray, scale: int) -> Reference:
@@ -78,7 +85,7 @@ def make_reference(name: str, pixels: np.ndarray, scale: int) -> Reference:
     lr, hr = lr_hr_pair(pixels, scale)
     hr = np.ascontiguousarray(hr)
     bicubic = imresize(lr, scale)
-    return Reference(name, lr, hr, bicubic, _four(bicubic, hr, scale))
+    return Reference(name, lr, hr, bicubic, _on_y(bicubic, hr, scale))
 
 
 def load_reference(path: Path, scale: int) -> Reference:
@@ -114,8 +121,6 @@ class ImageScores:
     ssim_rgb: float
     bicubic_psnr_y: float
     bicubic_ssim_y: float
-    bicubic_psnr_rgb: float
-    bicubic_ssim_rgb: float
     gain_psnr_y: float
     seconds: float
 
@@ -131,11 +136,10 @@ class SetScores:
 
     def means(self) -> dict[str, float | int]:
         """The set's figures: mean model and bicubic PSNR/SSIM, the gain and the image count."""
-        result: dict[str, float | int] = {}
-        for prefix in ("", "bicubic_"):
-            for name in METRICS:
-                values = [getattr(row, prefix + name) for row in self.rows]
-                result[prefix + name] = float(np.mean(values))
+        names = (*METRICS, "bicubic_psnr_y", "bicubic_ssim_y")
+        result: dict[str, float | int] = {
+            name: float(np.mean([getattr(row, name) for row in self.rows])) for name in names
+        }
         result["gain_psnr_y"] = result["psnr_y"] - result["bicubic_psnr_y"]
         result["images"] = len(self.rows)
         return result
@@ -215,7 +219,7 @@ def score_set(
         )
         seconds = time.perf_counter() - tic
         result.inference_seconds += seconds
-        model_scores = _four(sr, reference.hr, scale)
+        model_scores = _on_y(sr, reference.hr, scale) + _on_rgb(sr, reference.hr, scale)
         gain = model_scores[0] - reference.bicubic_scores[0]
         row = ImageScores(reference.name, *model_scores, *reference.bicubic_scores, gain, seconds)
         result.rows.append(row)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from typer.testing import CliRunner
 
 from claritycore import inference
+from claritycore.cli import app
 from claritycore.ensemble import SelfEnsemble
-from claritycore.inference import upscale_tensor
+from claritycore.inference import upscale, upscale_tensor
 from claritycore.models import AutoConfig, AutoModel
+from claritycore.weights import save_model
 from tests.test_inference import FULL_PAD
 
 
@@ -54,3 +58,19 @@ def test_tiled_ensemble_equals_the_whole_image_ensemble(extra) -> None:
     tiled = upscale_tensor(ensemble, x, tile=8, tile_pad=FULL_PAD, progress=False)
     assert whole.shape == (62, 54, 3)
     assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_upscale_command_self_ensemble_writes_the_ensembled_image(tmp_path) -> None:
+    model = tiny()
+    save_model(tmp_path / "model.pt", model, experiment={}, step=1)
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 17, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    outputs = {}
+    for flag in ("--no-self-ensemble", "--self-ensemble"):
+        args = ["upscale", str(tmp_path / "in.png"), "-m", str(tmp_path / "model.pt")]
+        result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / flag), flag])
+        assert result.exit_code == 0, result.output
+        outputs[flag] = np.asarray(Image.open(tmp_path / flag / "in.png"))
+    assert "self-ensemble ×8" in result.output
+    np.testing.assert_array_equal(outputs["--self-ensemble"], upscale(SelfEnsemble(model), pixels))
+    assert not np.array_equal(outputs["--self-ensemble"], outputs["--no-self-ensemble"])
