@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import yaml
 from typer.testing import CliRunner
 
 from claritycore.cli import app
@@ -55,3 +56,24 @@ def test_plots_without_charts_is_one_line_and_status_2(tmp_path, monkeypatch):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "DVC lists no charts" in lines[0], result.output
+
+
+def test_per_image_scores_are_one_chart():
+    """DVC draws a stage plot and a top-level plot of the same file as two charts: the per-image
+    CSV is only in the top-level chart, with the model's and bicubic's bars."""
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stage_plots = [
+        next(iter(p)) if isinstance(p, dict) else p
+        for stage in pipeline["stages"].values()
+        for p in stage.get("plots", [])
+    ]
+    assert "metrics/per_image.csv" not in stage_plots
+    charts = [
+        props["y"]["metrics/per_image.csv"]
+        for plot in pipeline["plots"]
+        for props in plot.values()
+        if "metrics/per_image.csv" in props.get("y", {})
+    ]
+    assert charts == [["psnr_y", "bicubic_psnr_y"]]
+    outs = pipeline["stages"]["evaluate"]["outs"]
+    assert "metrics/per_image.csv" in outs  # cached: run-cache restores need no uncached outs
