@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -214,3 +216,25 @@ def test_channels_last_and_compile_give_the_eager_result(tmp_path):
 
 def test_every_configurable_loss_has_a_function():
     assert tuple(LOSSES) == config.LOSSES
+
+
+def test_default_workers_fit_a_two_core_machine(tmp_path, monkeypatch):
+    """`workers: auto` starts at most one loader process per available CPU: on 2 cores, 2
+    workers and no DataLoader warning about too many of them."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    options = quick_options(workers=config.RunOptions().workers)
+    assert options.workers == "auto" and options.loader_workers == 2
+    started = []
+    loader = trainer.DataLoader.__init__
+
+    def spying_init(self, *args, **kwargs):
+        started.append(kwargs["num_workers"])
+        loader(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.DataLoader, "__init__", spying_init)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(tmp_path, tiny_experiment(steps=2), options, tiny_store(tmp_path))
+    assert started == [2]
+    assert not [w for w in caught if "worker" in str(w.message)], [str(w.message) for w in caught]

@@ -108,7 +108,9 @@ def train_command(
     ema: bool | None = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
     set_values: list[str] = typer.Option([], "--set", help="KEY=VALUE: any other preset field."),
     seed: int | None = typer.Option(None, help="Seed of the weights and the data stream."),
-    workers: int | None = typer.Option(None, help="Data loader worker processes."),
+    workers: int | None = typer.Option(
+        None, help="Data loader worker processes (default: 4, or the CPUs available if fewer)."
+    ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     devices: int | None = typer.Option(None, help="Processes (DDP); the batch is split."),
     save_every: int | None = typer.Option(None, help="Checkpoint every N steps."),
@@ -145,7 +147,8 @@ def train_command(
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
         if pretrained is not None:
             read_pretrained(pretrained)  # a bad file fails before any extraction
-        store = ensure_store(job.data, job.experiment.model.scale, workers=job.options.workers)
+        scale, workers = job.experiment.model.scale, job.options.loader_workers
+        store = ensure_store(job.data, scale, workers=workers)
         train(
             job.experiment,
             train_store=store,

@@ -235,9 +235,9 @@ def _run(
     loader = DataLoader(
         dataset,
         batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
-        num_workers=options.workers,
+        num_workers=options.loader_workers,
         pin_memory=on_cuda,
-        prefetch_factor=4 if options.workers else None,
+        prefetch_factor=4 if options.loader_workers else None,
     )
     loss_fn = LOSSES[cfg.loss]
     params = list(model.parameters())
