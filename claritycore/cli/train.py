@@ -18,7 +18,7 @@ import yaml
 
 from claritycore.config import RunOptions
 from claritycore.data.images import list_images
-from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store
+from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store, pipeline_valid_dir
 from claritycore.errors import ConfigError, exit_on_user_error
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoConfig
@@ -79,8 +79,9 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
     is_root = not (data / INDEX_FILE).exists() and not list_images(data)
     if is_root and (data / "train").is_dir():
         data = data / "train"  # a dataset root such as datasets/DIV2K with train/ and valid/
-    if val_data is None and (data.parent / "valid").is_dir():
-        val_data = data.parent / "valid"
+    if val_data is None:
+        beside = data.parent / "valid"
+        val_data = beside if beside.is_dir() else pipeline_valid_dir(data)
     output = output or Path("runs") / (name or experiment.preset)
     options = parse(RunOptions, {k: v for k, v in run.items() if v is not None}, "options")
     return TrainRun(experiment, data, val_data, output, options)
@@ -95,7 +96,9 @@ def train_command(
     num_grow_ch: int | None = typer.Option(None, help="Growth channels of the dense blocks."),
     data: Path | None = typer.Option(None, help="Folder of HR images, or an extracted store."),
     val_data: Path | None = typer.Option(
-        None, help="HR validation images (default: valid/ beside --data)."
+        None,
+        help="HR validation images (default: valid/ beside --data; for a pipeline store, "
+        "data/raw/<source>/valid).",
     ),
     output: Path | None = typer.Option(None, help="Run folder (default: runs/<name>)."),
     name: str | None = typer.Option(None, help="Run name (default: the preset)."),
@@ -145,6 +148,12 @@ def train_command(
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        if job.val_dir is None and job.options.val_images:
+            typer.echo(
+                f"note: no validation images found for {job.data} (no valid/ beside it); this "
+                "run validates nothing: pass --val-data FOLDER (HR images) to score it",
+                err=True,
+            )
         if pretrained is not None:
             read_pretrained(pretrained)  # a bad file fails before any extraction
         scale, workers = job.experiment.model.scale, job.options.loader_workers
