@@ -139,6 +139,8 @@ class RunOptions:
     save_every: int = 1000
     val_images: int = 10
     max_nonfinite: int = 20
+    # A finished run is never resumed, so its checkpoints are deleted once model.pt is written.
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):

@@ -238,3 +238,27 @@ def test_default_workers_fit_a_two_core_machine(tmp_path, monkeypatch):
         run(tmp_path, tiny_experiment(steps=2), options, tiny_store(tmp_path))
     assert started == [2]
     assert not [w for w in caught if "worker" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_a_finished_run_deletes_its_checkpoints(tmp_path, monkeypatch):
+    """Once model.pt is written the run's checkpoints go (a finished run is never resumed);
+    other runs' checkpoints, which may be resumed, stay."""
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=4)
+    other = tmp_path / "ckpt" / "another-run"
+    other.mkdir(parents=True)
+    (other / "step_000000002.pt").write_bytes(b"a killed run's checkpoint")
+    saved = []
+    save = ckpt.save
+    monkeypatch.setattr(ckpt, "save", lambda *a, **kw: saved.append(save(*a, **kw)) or saved[-1])
+    run(tmp_path, experiment, quick_options(save_every=2, keep_checkpoints=False), store)
+    assert [p.name for p in saved] == ["step_000000002.pt", "step_000000004.pt"]
+    assert (tmp_path / "model.pt").is_file()
+    assert not saved[0].parent.exists()
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["another-run"]
+    run(tmp_path / "kept", experiment, quick_options(save_every=2), store)  # keep_checkpoints
+    assert [
+        s
+        for s, _ in ckpt.list_checkpoints(
+            saved[0].parent.parent.parent / "kept" / "ckpt" / saved[0].parent.name
+        )
+    ] == [2, 4]

@@ -130,6 +130,11 @@ def train_command(
         None, help="auto (the recipe's --amp on this device), bf16, fp16 or fp32."
     ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
+    keep_checkpoints: bool | None = typer.Option(
+        None,
+        "--keep-checkpoints/--no-keep-checkpoints",
+        help="Keep the checkpoints of a finished run (default: deleted once model.pt is written).",
+    ),
     pretrained: Path | None = typer.Option(
         None, help="Initial weights: any file `claritycore upscale` reads (README: Interop)."
     ),
@@ -141,7 +146,7 @@ def train_command(
     run = {"seed": seed, "workers": workers, "device": device, "devices": devices}
     run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
     run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
-    run |= {"precision": precision}
+    run |= {"precision": precision, "keep_checkpoints": keep_checkpoints}
     with exit_on_user_error("error"):
         for key, value in parse_set(set_values).items():
             if overrides.get(key) is not None:

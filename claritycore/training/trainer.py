@@ -352,6 +352,8 @@ def _run(
         weights.save_model(
             output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None
         )
+        if not options.keep_checkpoints:
+            checkpoint.remove(checkpoint_dir)  # only disk space now: a finished run is not resumed
         log.close()
         seconds = time.perf_counter() - run_start
         last_val = next((r for r in reversed(log.history) if "val/psnr_y" in r), None)
