@@ -65,6 +65,22 @@ class ExperimentConfig:
             training=parse(TrainingConfig, values["training"], "training"),
         )
 
+    def model_changes(self) -> dict[str, Any]:
+        """The model fields that differ from the preset's model (empty for the preset's own)."""
+        preset = AutoConfig.from_dict(get_preset(self.preset).model).to_dict()
+        return {k: v for k, v in self.model.to_dict().items() if preset.get(k) != v}
+
+    @property
+    def label(self) -> str:
+        """What the run trains, in words: the preset's name, or for another architecture the
+        model and its differences ("rrdbnet ×2 num_feat=48 (rrdbnetx2's recipe)")."""
+        changes = self.model_changes()
+        if not changes:
+            return self.preset
+        fields = [f"{k}={v}" for k, v in changes.items() if k != "scale"]
+        model = [self.model.model_type, f"×{self.model.scale}", *fields]
+        return f"{' '.join(model)} ({self.preset}'s recipe)"
+
     def config_hash(self) -> str:
         """Short stable hash of the whole config: the one identity of what a run trains."""
         text = json.dumps(self.to_dict(), sort_keys=True)

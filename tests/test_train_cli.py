@@ -138,9 +138,11 @@ def test_train_runs_end_to_end_on_a_folder_of_images(tmp_path, monkeypatch):
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "set" / "train_x2" / "index.json").exists()
-    saved = torch.load(tmp_path / "runs" / "rrdbnet-litex2" / "model.pt", weights_only=True)
+    # The tiny model is not the preset's, so its folder is not named after the preset.
+    run = tmp_path / "runs" / "rrdbnet-x2-num_feat8-num_block1-num_grow_ch8"
+    saved = torch.load(run / "model.pt", weights_only=True)
     assert (saved["preset"], saved["step"], saved["config"]["scale"]) == ("rrdbnet-litex2", 3, 2)
-    assert (tmp_path / "runs" / "rrdbnet-litex2" / "dvclive" / "metrics.json").exists()
+    assert (run / "dvclive" / "metrics.json").exists()
 
 
 def test_a_pipeline_store_validates_on_its_sources_valid_images(tmp_path):
@@ -168,3 +170,16 @@ def test_training_without_validation_images_says_so_in_one_line(calls):
     assert calls[0][1]["val_dir"] is None
     quiet = invoke("rrdbnetx4", "--data", "datasets/DIV2K/train")  # valid/ beside it
     assert "validates nothing" not in quiet.output
+
+
+def test_a_custom_architecture_is_not_labelled_as_a_preset(calls):
+    data = ("--data", "datasets/DIV2K")
+    result = invoke("train", "--scale", "2", "--num-feat", "48", "--num-block", "10", *data)
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert experiment.preset == "rrdbnetx2"  # the recipe it starts from
+    assert experiment.label == "rrdbnet ×2 num_feat=48 num_block=10 (rrdbnetx2's recipe)"
+    assert kw["output"] == Path("runs/rrdbnet-x2-num_feat48-num_block10/model.pt")
+    invoke("train", "--scale", "4", "--num-feat", "64", "--num-block", "23", *data)  # rrdbnetx4
+    assert calls[1][0].label == "rrdbnetx4"
+    assert calls[1][1]["output"] == Path("runs/rrdbnetx4/model.pt")

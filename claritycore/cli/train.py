@@ -58,6 +58,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return values
 
 
+def run_name(experiment: ExperimentConfig) -> str:
+    """The default run folder's name: the preset's, or for another architecture the model,
+    scale and changed fields (`rrdbnet-x2-num_feat48-num_block10`), never a preset it is not."""
+    changes = experiment.model_changes()
+    if not changes:
+        return experiment.preset
+    parts = [experiment.model.model_type, f"x{experiment.model.scale}"]
+    return "-".join(parts + [f"{k}{v}" for k, v in changes.items() if k != "scale"])
+
+
 def build_run(preset: str | None, model: str | None, data: Path | None, val_data: Path | None,
               output: Path | None, name: str | None, overrides: dict[str, Any],
               run: dict[str, Any]) -> TrainRun:  # fmt: skip
@@ -82,7 +92,7 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
     if val_data is None:
         beside = data.parent / "valid"
         val_data = beside if beside.is_dir() else pipeline_valid_dir(data)
-    output = output or Path("runs") / (name or experiment.preset)
+    output = output or Path("runs") / (name or run_name(experiment))
     options = parse(RunOptions, {k: v for k, v in run.items() if v is not None}, "options")
     return TrainRun(experiment, data, val_data, output, options)
 
@@ -101,7 +111,9 @@ def train_command(
         "data/raw/<source>/valid).",
     ),
     output: Path | None = typer.Option(None, help="Run folder (default: runs/<name>)."),
-    name: str | None = typer.Option(None, help="Run name (default: the preset)."),
+    name: str | None = typer.Option(
+        None, help="Run name (default: the preset, or the model and its changed fields)."
+    ),
     batch_size: int | None = typer.Option(None, help="Global batch size."),
     steps: int | None = typer.Option(None, help="Training steps."),
     patch_size: int | None = typer.Option(None, help="HR patch side (a multiple of the scale)."),

@@ -257,7 +257,7 @@ def _run(
             )
 
     console.print(
-        f"[bold]{experiment.preset}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
+        f"[bold]{experiment.label}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
         f"({dist.world_size} × {cfg.batch_size // dist.world_size}), patch {cfg.patch_size}, "
         f"{device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
         f"compile {use_compile}"
