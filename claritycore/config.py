@@ -7,6 +7,7 @@ imports no torch and no model, so the data stages depend on it without depending
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -26,6 +27,16 @@ Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Auto = Literal["auto"]
 
 SOURCES, LOSSES, SCHEDULERS, PRECISIONS = map(choices, (Source, Loss, Scheduler, Precision))
+# `workers: auto` starts this many data loader processes, or one per available CPU if fewer.
+AUTO_WORKERS = 4
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (narrowed by containers and taskset)
+    where the OS has one, as PyTorch's DataLoader counts them for its too-many-workers warning."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -113,10 +124,11 @@ class RunOptions:
 
     `compile`/`channels_last`: "auto" turns them on for CUDA. `precision`: "auto" follows the
     recipe's `amp` on the device (device.py has the rule); bf16/fp16/fp32 force one anywhere.
+    `workers`: "auto" is `AUTO_WORKERS`, or the available CPUs if fewer (`loader_workers`).
     """
 
     seed: int = 0
-    workers: int = 4
+    workers: int | Auto = "auto"
     device: str = "auto"
     devices: int = 1
     compile: bool | Auto = "auto"
@@ -127,6 +139,8 @@ class RunOptions:
     save_every: int = 1000
     val_images: int = 10
     max_nonfinite: int = 20
+    # A finished run is never resumed, so its checkpoints are deleted once model.pt is written.
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):
@@ -134,7 +148,14 @@ class RunOptions:
             require(value >= 1, f"train.{name} must be a positive integer, got {value!r}")
         for name in ("workers", "val_images", "seed"):
             value = getattr(self, name)
-            require(value >= 0, f"train.{name} must be an integer >= 0, got {value!r}")
+            if value != "auto":
+                require(value >= 0, f"train.{name} must be an integer >= 0, got {value!r}")
+
+    @property
+    def loader_workers(self) -> int:
+        """DataLoader worker processes: `workers`, with "auto" never above the CPUs available
+        (more only contend for them, and PyTorch warns)."""
+        return min(AUTO_WORKERS, available_cpus()) if self.workers == "auto" else self.workers
 
 
 @dataclass(frozen=True)

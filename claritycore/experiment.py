@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from claritycore.schema import as_dict, field_names, parse
 RESOLVED_HEADER = (
     "# Written by `python -m stages.resolve` from params.yaml; edit params.yaml instead.\n"
 )
+# The hash stands in a comment: dvc.yaml makes this file params, and `dvc exp show` would give
+# a key its own column of 16 hex digits that says nothing the other columns do not.
+HASH_COMMENT = re.compile(r"^# config_hash: ([0-9a-f]+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,22 @@ class ExperimentConfig:
             model=AutoConfig.from_dict(values["model"]),
             training=parse(TrainingConfig, values["training"], "training"),
         )
+
+    def model_changes(self) -> dict[str, Any]:
+        """The model fields that differ from the preset's model (empty for the preset's own)."""
+        preset = AutoConfig.from_dict(get_preset(self.preset).model).to_dict()
+        return {k: v for k, v in self.model.to_dict().items() if preset.get(k) != v}
+
+    @property
+    def label(self) -> str:
+        """What the run trains, in words: the preset's name, or for another architecture the
+        model and its differences ("rrdbnet ×2 num_feat=48 (rrdbnetx2's recipe)")."""
+        changes = self.model_changes()
+        if not changes:
+            return self.preset
+        fields = [f"{k}={v}" for k, v in changes.items() if k != "scale"]
+        model = [self.model.model_type, f"×{self.model.scale}", *fields]
+        return f"{' '.join(model)} ({self.preset}'s recipe)"
 
     def config_hash(self) -> str:
         """Short stable hash of the whole config: the one identity of what a run trains."""
@@ -114,10 +134,11 @@ def resolve(
 
 
 def write_resolved(experiment: ExperimentConfig, path: Path) -> None:
-    """build/config.yaml: the experiment and its hash (train refuses a stale file)."""
+    """build/config.yaml: the experiment, with its hash in a comment (train refuses a stale
+    file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    values = {"config_hash": experiment.config_hash(), **experiment.to_dict()}
-    path.write_text(RESOLVED_HEADER + yaml.safe_dump(values, sort_keys=False))
+    header = f"{RESOLVED_HEADER}# config_hash: {experiment.config_hash()}\n"
+    path.write_text(header + yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
 
 def read_resolved(path: Path) -> ExperimentConfig:
@@ -126,13 +147,15 @@ def read_resolved(path: Path) -> ExperimentConfig:
         raise ConfigError(
             f"{path} not found; run `dvc repro resolve` (or python -m stages.resolve)"
         )
-    values = yaml.safe_load(path.read_text()) or {}
+    text = path.read_text()
+    values = yaml.safe_load(text) or {}
     try:
         experiment = ExperimentConfig.from_dict(
             {k: values[k] for k in ("preset", "model", "training") if k in values}
         )
     except ConfigError as error:
         raise ConfigError(f"{path} is stale or edited ({error}); run `dvc repro resolve`") from None
-    if values.get("config_hash") != experiment.config_hash():
+    written = HASH_COMMENT.search(text)
+    if written is None or written.group(1) != experiment.config_hash():
         raise ConfigError(f"{path} is stale (its config_hash differs); run `dvc repro resolve`")
     return experiment

@@ -44,9 +44,10 @@ def tiny_experiment(**overrides) -> ExperimentConfig:
 
 
 def quick_options(**changes) -> RunOptions:
-    """CPU, no workers, fp32: results do not depend on whether this CPU has native bf16."""
+    """CPU, no workers, fp32: results do not depend on whether this CPU has native bf16. The
+    finished run's checkpoints are kept: tests read their state and history."""
     values = {"workers": 0, "device": "cpu", "log_every": 1, "save_every": 3, "val_every": 1000}
-    values["precision"] = "fp32"
+    values |= {"precision": "fp32", "keep_checkpoints": True}
     return RunOptions(**{**values, **changes})
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from claritycore import config as config_module
 from claritycore.config import (
     SECTIONS,
     DataParams,
@@ -118,3 +119,10 @@ def test_stale_resolved_config_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert "is stale (its config_hash differs); run `dvc repro resolve`" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 2), (3, 3), (64, 4)])
+def test_auto_workers_never_exceed_the_available_cpus(monkeypatch, cpus, workers):
+    monkeypatch.setattr(config_module, "available_cpus", lambda: cpus)
+    assert RunOptions().loader_workers == workers
+    assert RunOptions(workers=3).loader_workers == 3  # a number is kept as given

@@ -152,6 +152,7 @@ def test_killed_training_resumes_from_checkpoint(repo: Repo):
     steps = read_steps(repo.path / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv")
     assert steps == list(range(2, 41, 2))
     assert (repo.path / "models" / "model.pt").exists()
+    assert not new_checkpoints(), "the finished run kept its checkpoints"
     assert "up to date" in repo.dvc("status", "train")
 
 

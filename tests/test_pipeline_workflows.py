@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 
 import pytest
@@ -67,6 +68,31 @@ def test_failed_run_is_undone_by_the_readme_recipe(repo: Repo, good: str, tmp_pa
     assert (repo.path / "build" / "config.yaml").read_text() == config
     out = repo.dvc("exp", "run", "-n", "after-failure", *set_args(preset="rrdbnet-litex4"))
     assert "Ran experiment(s): after-failure" in out, out
+
+
+@pytest.mark.e2e
+def test_readme_compact_exp_show_fits_120_columns(repo: Repo, good: str):
+    """README command 1's headline table: the command as the README writes it, its columns, and
+    no config hash or diagnostic among what DVC shows as params and metrics."""
+    command = re.search(r"^dvc exp show --drop '\.\*' --keep '([^']+)'$", README, re.M)
+    assert command, "README has no compact `dvc exp show` command"
+    env = {**repo.env, "COLUMNS": "120"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--drop", ".*", "--keep", command.group(1)],
+        cwd=repo.path, env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = proc.stdout.rstrip().splitlines()
+    assert max(map(len, lines)) <= 120, proc.stdout
+    header = lines[1].split()
+    headline = [f"valid.{name}" for name in ("psnr_y", "ssim_y", "bicubic_psnr_y", "gain_psnr_y")]
+    expected = ["Experiment", *headline, "params.yaml:preset", "training.steps"]
+    assert header == expected, proc.stdout
+    row = next(line for line in lines if f"[{good}]" in line).split()
+    assert all(float(value) for value in row[-6:-2]) and row[-2] == "rrdbnet-litex2", row
+    data = repo.experiments()[good]
+    assert "config_hash" not in data["params"]["build/config.yaml"]["data"]
+    logged = data["metrics"]["dvclive/metrics.json"]["data"]
+    assert set(logged["train"]) == {"loss"}, logged  # diagnostics are curves, not columns
 
 
 @pytest.mark.e2e

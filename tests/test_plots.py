@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import yaml
 from typer.testing import CliRunner
 
 from claritycore.cli import app
@@ -55,3 +57,15 @@ def test_plots_without_charts_is_one_line_and_status_2(tmp_path, monkeypatch):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "DVC lists no charts" in lines[0], result.output
+
+
+def test_per_image_scores_are_one_chart_per_set():
+    """DVC draws a stage plot and a top-level plot of the same file as two charts: the per-image
+    CSVs are one stage plot whose template draws the model's and bicubic's bars together."""
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    plots = [p for p in pipeline["stages"]["evaluate"]["plots"] if isinstance(p, dict)]
+    per_image = next(p["metrics/per_image"] for p in plots if "metrics/per_image" in p)
+    assert per_image["template"] == "per_image_psnr" and per_image["x"] == "name"
+    template = json.loads((ROOT / ".dvc" / "plots" / "per_image_psnr.json").read_text())
+    assert template["transform"][0]["fold"] == ["psnr_y", "bicubic_psnr_y"]
+    assert "plots" not in pipeline  # no top-level chart draws them again

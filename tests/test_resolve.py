@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from claritycore.experiment import ExperimentConfig, override_keys, resolve
+from claritycore.experiment import HASH_COMMENT, ExperimentConfig, override_keys, resolve
 from claritycore.presets import PRESETS
 from stages.resolve import app
 
@@ -34,6 +34,11 @@ def run_resolve(tmp_path: Path, preset: str, **overrides: object):
     return result, output
 
 
+def written_hash(path: Path) -> str:
+    """The hash in build/config.yaml's comment (not a key: DVC shows keys as params)."""
+    return HASH_COMMENT.search(path.read_text()).group(1)
+
+
 def test_writes_resolved_config_with_hash(tmp_path):
     result, output = run_resolve(tmp_path, "rrdbnet-litex2", steps=4, batch_size=2, lr=1e-3)
     assert result.exit_code == 0, result.output
@@ -48,7 +53,8 @@ def test_writes_resolved_config_with_hash(tmp_path):
     assert written["training"]["patch_size"] == PRESETS["rrdbnet-litex2"].training.patch_size
     experiment = ExperimentConfig.from_dict(written)
     assert experiment == resolve("rrdbnet-litex2", {"steps": 4, "batch_size": 2, "lr": 1e-3})
-    assert written["config_hash"] == experiment.config_hash()
+    assert written_hash(output) == experiment.config_hash()
+    assert "config_hash" not in written  # what `dvc exp show` reads as params
 
 
 def test_different_overrides_give_different_hashes(tmp_path):
@@ -56,7 +62,7 @@ def test_different_overrides_give_different_hashes(tmp_path):
     (tmp_path / "b").mkdir()
     _, first = run_resolve(tmp_path / "a", "rrdbnet-litex4", steps=4)
     _, second = run_resolve(tmp_path / "b", "rrdbnet-litex4", steps=5)
-    hashes = {yaml.safe_load(p.read_text())["config_hash"] for p in (first, second)}
+    hashes = {written_hash(p) for p in (first, second)}
     assert len(hashes) == 2
 
 
@@ -120,4 +126,5 @@ def test_committed_config_matches_params():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     committed = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
     experiment = resolve(params["preset"], params["overrides"])
-    assert committed == {"config_hash": experiment.config_hash(), **experiment.to_dict()}
+    assert committed == experiment.to_dict()
+    assert written_hash(ROOT / "build" / "config.yaml") == experiment.config_hash()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -218,3 +220,49 @@ def test_channels_last_and_compile_give_the_eager_result(tmp_path):
 
 def test_every_configurable_loss_has_a_function():
     assert tuple(LOSSES) == config.LOSSES
+
+
+def test_default_workers_fit_a_two_core_machine(tmp_path, monkeypatch):
+    """`workers: auto` starts at most one loader process per available CPU: on 2 cores, 2
+    workers and no DataLoader warning about too many of them."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    options = quick_options(workers=config.RunOptions().workers)
+    assert options.workers == "auto" and options.loader_workers == 2
+    started = []
+    loader = trainer.DataLoader.__init__
+
+    def spying_init(self, *args, **kwargs):
+        started.append(kwargs["num_workers"])
+        loader(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.DataLoader, "__init__", spying_init)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(tmp_path, tiny_experiment(steps=2), options, tiny_store(tmp_path))
+    assert started == [2]
+    assert not [w for w in caught if "worker" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_a_finished_run_deletes_its_checkpoints(tmp_path, monkeypatch):
+    """Once model.pt is written the run's checkpoints go (a finished run is never resumed);
+    other runs' checkpoints, which may be resumed, stay."""
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=4)
+    other = tmp_path / "ckpt" / "another-run"
+    other.mkdir(parents=True)
+    (other / "step_000000002.pt").write_bytes(b"a killed run's checkpoint")
+    saved = []
+    save = ckpt.save
+    monkeypatch.setattr(ckpt, "save", lambda *a, **kw: saved.append(save(*a, **kw)) or saved[-1])
+    run(tmp_path, experiment, quick_options(save_every=2, keep_checkpoints=False), store)
+    assert [p.name for p in saved] == ["step_000000002.pt", "step_000000004.pt"]
+    assert (tmp_path / "model.pt").is_file()
+    assert not saved[0].parent.exists()
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["another-run"]
+    run(tmp_path / "kept", experiment, quick_options(save_every=2), store)  # keep_checkpoints
+    assert [
+        s
+        for s, _ in ckpt.list_checkpoints(
+            saved[0].parent.parent.parent / "kept" / "ckpt" / saved[0].parent.name
+        )
+    ] == [2, 4]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
+from claritycore.data.store import extract_store
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.weights import save_model
 from tests.helpers import tiny_images
@@ -136,6 +138,48 @@ def test_train_runs_end_to_end_on_a_folder_of_images(tmp_path, monkeypatch):
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "set" / "train_x2" / "index.json").exists()
-    saved = torch.load(tmp_path / "runs" / "rrdbnet-litex2" / "model.pt", weights_only=True)
+    # The tiny model is not the preset's, so its folder is not named after the preset.
+    run = tmp_path / "runs" / "rrdbnet-x2-num_feat8-num_block1-num_grow_ch8"
+    saved = torch.load(run / "model.pt", weights_only=True)
     assert (saved["preset"], saved["step"], saved["config"]["scale"]) == ("rrdbnet-litex2", 3, 2)
-    assert (tmp_path / "runs" / "rrdbnet-litex2" / "dvclive" / "metrics.json").exists()
+    assert (run / "dvclive" / "metrics.json").exists()
+
+
+def test_a_pipeline_store_validates_on_its_sources_valid_images(tmp_path):
+    """`--data data/stores/x2` finds data/raw/<source>/valid of the source it was extracted
+    from (its train/ holds the store's images), not that of another source."""
+    raw = tmp_path / "data" / "raw"
+    tiny_images(raw / "other" / "train", count=2)  # img0, img1: not all of the store's images
+    (raw / "other" / "valid").mkdir()
+    tiny_images(raw / "sample" / "train")
+    (raw / "sample" / "valid").mkdir()
+    store = tmp_path / "data" / "stores" / "x2"
+    extract_store(raw / "sample" / "train", store, 2, workers=1)
+    job = train_cli.build_run("rrdbnet-litex2", None, store, None, None, None, {}, {})
+    assert job.val_dir == raw / "sample" / "valid"
+    shutil.rmtree(raw / "sample")
+    job = train_cli.build_run("rrdbnet-litex2", None, store, None, None, None, {}, {})
+    assert job.val_dir is None
+
+
+def test_training_without_validation_images_says_so_in_one_line(calls):
+    result = invoke("rrdbnetx4", "--data", "data/stores/x4", "--val-every", "20")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "validates nothing" in line]
+    assert len(notes) == 1 and "pass --val-data" in notes[0], result.output
+    assert calls[0][1]["val_dir"] is None
+    quiet = invoke("rrdbnetx4", "--data", "datasets/DIV2K/train")  # valid/ beside it
+    assert "validates nothing" not in quiet.output
+
+
+def test_a_custom_architecture_is_not_labelled_as_a_preset(calls):
+    data = ("--data", "datasets/DIV2K")
+    result = invoke("train", "--scale", "2", "--num-feat", "48", "--num-block", "10", *data)
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert experiment.preset == "rrdbnetx2"  # the recipe it starts from
+    assert experiment.label == "rrdbnet ×2 num_feat=48 num_block=10 (rrdbnetx2's recipe)"
+    assert kw["output"] == Path("runs/rrdbnet-x2-num_feat48-num_block10/model.pt")
+    invoke("train", "--scale", "4", "--num-feat", "64", "--num-block", "23", *data)  # rrdbnetx4
+    assert calls[1][0].label == "rrdbnetx4"
+    assert calls[1][1]["output"] == Path("runs/rrdbnetx4/model.pt")

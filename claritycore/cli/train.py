@@ -18,7 +18,7 @@ import yaml
 
 from claritycore.config import RunOptions
 from claritycore.data.images import list_images
-from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store
+from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store, pipeline_valid_dir
 from claritycore.errors import ConfigError, exit_on_user_error
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoConfig
@@ -58,6 +58,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return values
 
 
+def run_name(experiment: ExperimentConfig) -> str:
+    """The default run folder's name: the preset's, or for another architecture the model,
+    scale and changed fields (`rrdbnet-x2-num_feat48-num_block10`), never a preset it is not."""
+    changes = experiment.model_changes()
+    if not changes:
+        return experiment.preset
+    parts = [experiment.model.model_type, f"x{experiment.model.scale}"]
+    return "-".join(parts + [f"{k}{v}" for k, v in changes.items() if k != "scale"])
+
+
 def build_run(preset: str | None, model: str | None, data: Path | None, val_data: Path | None,
               output: Path | None, name: str | None, overrides: dict[str, Any],
               run: dict[str, Any]) -> TrainRun:  # fmt: skip
@@ -79,9 +89,10 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
     is_root = not (data / INDEX_FILE).exists() and not list_images(data)
     if is_root and (data / "train").is_dir():
         data = data / "train"  # a dataset root such as datasets/DIV2K with train/ and valid/
-    if val_data is None and (data.parent / "valid").is_dir():
-        val_data = data.parent / "valid"
-    output = output or Path("runs") / (name or experiment.preset)
+    if val_data is None:
+        beside = data.parent / "valid"
+        val_data = beside if beside.is_dir() else pipeline_valid_dir(data)
+    output = output or Path("runs") / (name or run_name(experiment))
     options = parse(RunOptions, {k: v for k, v in run.items() if v is not None}, "options")
     return TrainRun(experiment, data, val_data, output, options)
 
@@ -95,10 +106,14 @@ def train_command(
     num_grow_ch: int | None = typer.Option(None, help="Growth channels of the dense blocks."),
     data: Path | None = typer.Option(None, help="Folder of HR images, or an extracted store."),
     val_data: Path | None = typer.Option(
-        None, help="HR validation images (default: valid/ beside --data)."
+        None,
+        help="HR validation images (default: valid/ beside --data; for a pipeline store, "
+        "data/raw/<source>/valid).",
     ),
     output: Path | None = typer.Option(None, help="Run folder (default: runs/<name>)."),
-    name: str | None = typer.Option(None, help="Run name (default: the preset)."),
+    name: str | None = typer.Option(
+        None, help="Run name (default: the preset, or the model and its changed fields)."
+    ),
     batch_size: int | None = typer.Option(None, help="Global batch size."),
     steps: int | None = typer.Option(None, help="Training steps."),
     patch_size: int | None = typer.Option(None, help="HR patch side (a multiple of the scale)."),
@@ -108,7 +123,9 @@ def train_command(
     ema: bool | None = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
     set_values: list[str] = typer.Option([], "--set", help="KEY=VALUE: any other preset field."),
     seed: int | None = typer.Option(None, help="Seed of the weights and the data stream."),
-    workers: int | None = typer.Option(None, help="Data loader worker processes."),
+    workers: int | None = typer.Option(
+        None, help="Data loader worker processes (default: 4, or the CPUs available if fewer)."
+    ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     devices: int | None = typer.Option(None, help="Processes (DDP); the batch is split."),
     save_every: int | None = typer.Option(None, help="Checkpoint every N steps."),
@@ -125,6 +142,11 @@ def train_command(
         None, help="auto (the recipe's --amp on this device), bf16, fp16 or fp32."
     ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
+    keep_checkpoints: bool | None = typer.Option(
+        None,
+        "--keep-checkpoints/--no-keep-checkpoints",
+        help="Keep the checkpoints of a finished run (default: deleted once model.pt is written).",
+    ),
     pretrained: Path | None = typer.Option(
         None, help="Initial weights: any file `claritycore upscale` reads (README: Interop)."
     ),
@@ -136,16 +158,23 @@ def train_command(
     run = {"seed": seed, "workers": workers, "device": device, "devices": devices}
     run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
     run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
-    run |= {"precision": precision}
+    run |= {"precision": precision, "keep_checkpoints": keep_checkpoints}
     with exit_on_user_error("error"):
         for key, value in parse_set(set_values).items():
             if overrides.get(key) is not None:
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        if job.val_dir is None and job.options.val_images:
+            typer.echo(
+                f"note: no validation images found for {job.data} (no valid/ beside it); this "
+                "run validates nothing: pass --val-data FOLDER (HR images) to score it",
+                err=True,
+            )
         if pretrained is not None:
             read_pretrained(pretrained)  # a bad file fails before any extraction
-        store = ensure_store(job.data, job.experiment.model.scale, workers=job.options.workers)
+        scale, workers = job.experiment.model.scale, job.options.loader_workers
+        store = ensure_store(job.data, scale, workers=workers)
         train(
             job.experiment,
             train_store=store,

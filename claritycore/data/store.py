@@ -261,6 +261,21 @@ def pipeline_store(scale: int) -> Path:
     return Path("data/stores") / f"x{scale}"
 
 
+def pipeline_valid_dir(store: Path) -> Path | None:
+    """For a store the pipeline extracted (`<data>/stores/xS`), the validation images of the
+    source it came from: `<data>/raw/<source>/valid` of the source whose train/ holds the
+    store's images. None for any other folder, or when no source matches."""
+    store = Path(store)
+    if not (store / INDEX_FILE).is_file():
+        return None
+    names = set(ImageStore.open(store).names)
+    for train in sorted((store.parent.parent / "raw").glob("*/train")):
+        valid = train.parent / "valid"
+        if valid.is_dir() and names <= {p.name for p in list_images(train)}:
+            return valid
+    return None
+
+
 def ensure_store(data: Path, scale: int, *, workers: int = 2) -> Path:
     """`data` itself when it is a store, else the store of its images beside it, extracted once
     (`<data>_x<scale>`); a store of another scale is refused."""

@@ -139,6 +139,16 @@ def save(
     return path
 
 
+def remove(directory: Path) -> None:
+    """Delete every checkpoint in `directory` (and temporary files of torn writes), then the
+    folder itself if nothing else is in it: a finished run is never resumed."""
+    directory = Path(directory)
+    for path in directory.glob("*step_*.pt*"):
+        path.unlink(missing_ok=True)
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
 def load_latest(directory: Path, key: str) -> dict[str, Any] | None:
     """The newest readable checkpoint in `directory` written for the run `key`, or None.
 

@@ -244,9 +244,9 @@ def _run(
     loader = DataLoader(
         dataset,
         batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
-        num_workers=options.workers,
+        num_workers=options.loader_workers,
         pin_memory=on_cuda,
-        prefetch_factor=4 if options.workers else None,
+        prefetch_factor=4 if options.loader_workers else None,
     )
     loss_fn = LOSSES[cfg.loss]
     params = list(model.parameters())
@@ -266,7 +266,7 @@ def _run(
             )
 
     console.print(
-        f"[bold]{experiment.preset}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
+        f"[bold]{experiment.label}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
         f"({dist.world_size} × {cfg.batch_size // dist.world_size}), patch {cfg.patch_size}, "
         f"{device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
         f"compile {use_compile}"
@@ -364,6 +364,8 @@ def _run(
         weights.save_model(
             output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None
         )
+        if not options.keep_checkpoints:
+            checkpoint.remove(checkpoint_dir)  # only disk space now: a finished run is not resumed
         log.close()
         seconds = time.perf_counter() - run_start
         last_val = next((r for r in reversed(log.history) if "val/psnr_y" in r), None)
