@@ -165,16 +165,16 @@ def train_command(
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        if pretrained is not None:
+            read_pretrained(pretrained)  # a bad file fails before any extraction
+        scale, workers = job.experiment.model.scale, job.options.loader_workers
+        store = ensure_store(job.data, scale, workers=workers)
         if job.val_dir is None and job.options.val_images:
             typer.echo(
                 f"note: no validation images found for {job.data} (no valid/ beside it); this "
                 "run validates nothing: pass --val-data FOLDER (HR images) to score it",
                 err=True,
             )
-        if pretrained is not None:
-            read_pretrained(pretrained)  # a bad file fails before any extraction
-        scale, workers = job.experiment.model.scale, job.options.loader_workers
-        store = ensure_store(job.data, scale, workers=workers)
         train(
             job.experiment,
             train_store=store,
