@@ -89,10 +89,13 @@ def synthetic_store(root: Path, scale: int) -> Path:
 
 def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
     """Mean step time of our trainer over steps [steps, 2·steps), from its own log (written
-    once per window, so the device is synchronised once, as in training)."""
+    once per window, so the device is synchronised once per window, as in training)."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        options = RunOptions(workers=workers, log_every=steps, save_every=10**9)
+        # The final checkpoint holds the log read below, so it must outlive the run.
+        options = RunOptions(
+            workers=workers, log_every=steps, save_every=10**9, keep_checkpoints=True
+        )
         train(
             experiment,
             train_store=store,
@@ -104,8 +107,14 @@ def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
         )
         key = ckpt.run_key(experiment, options.seed, store)
         rows = ckpt.load_latest(run_dir / "ckpt" / key, key)["history"]
-    _warm_up, measured = rows  # one row per window of `steps` steps
-    return measured["train/step_ms"]
+    # The trainer logs at least ~10 rows, each the mean over the steps since the previous one:
+    # weight the windows that start at or after the warm-up by their length.
+    measured = [
+        (row["step"] - prev["step"], row["train/step_ms"])
+        for prev, row in itertools.pairwise(rows)
+        if prev["step"] >= steps
+    ]
+    return sum(n * ms for n, ms in measured) / sum(n for n, _ in measured)
 
 
 def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> float:

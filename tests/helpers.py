@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,24 @@ def tiny_images(folder: Path, count: int = 3, size: int = 48) -> Path:
         pixels = (np.stack(planes, -1) * 100 + 128 + rng.normal(0, 5, (size, size, 3))).clip(0, 255)
         Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{i}.png")
     return folder
+
+
+def png48(pixels: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+    h, w, _ = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def tiny_store(root: Path, scale: int = 2) -> Path:

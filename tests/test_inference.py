@@ -14,6 +14,7 @@ from claritycore import inference
 from claritycore.inference import axis_spans, model_input_pixels, upscale, upscale_tensor
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.resize import imresize
+from tests.helpers import png48
 
 # num_block=1: beyond ~12 LR pixels an input pixel moves the output by < 1e-6 (the 0.2
 # residual scaling damps the far field), so tile_pad=12 covers the receptive field.
@@ -320,3 +321,23 @@ def test_upscale_cli_precision_is_checked_and_passed_on(tmp_path) -> None:
     assert result.exit_code == 0 and "cpu, bf16" in result.output, result.output
     expected = upscale(tiny(), _pil("RGB"), tile=0, precision="bf16")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
+
+
+def test_upscale_cli_warns_that_16_bit_colour_comes_out_8_bit(tmp_path) -> None:
+    """Pillow decodes 48-bit PNGs to 8-bit RGB and writes no 48-bit PNG: the result is 8-bit,
+    said in one warning naming the file; 16-bit grey keeps 16 bits (test_16_bit_png_round_trip)."""
+    from typer.testing import CliRunner
+
+    from claritycore.cli import app
+    from claritycore.weights import save_model
+
+    save_model(tmp_path / "model.pt", tiny())
+    deep = np.random.default_rng(3).integers(0, 65536, (6, 7, 3)).astype(np.uint16)
+    (tmp_path / "deep48.png").write_bytes(png48(deep))
+    args = ["upscale", str(tmp_path / "deep48.png"), "-m", str(tmp_path / "model.pt")]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out"), "--tile", "0"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "deep48.png" in warned[0] and "8-bit RGB" in warned[0], warned
+    with Image.open(tmp_path / "out" / "deep48.png") as out:
+        assert (out.mode, out.size) == ("RGB", (28, 24))

@@ -22,3 +22,13 @@ def test_readme_presets_table_is_the_generated_one():
 def test_ci_runs_the_readme_test_command():
     command = re.search(r"(python -m pytest[^`\n]*)", README).group(1)
     assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_plots_diff_commands_name_what_they_compare():
+    """Bare `dvc plots diff` compares the workspace with HEAD, which has no plots until a run is
+    committed ("failed to load some plots for 'HEAD'"): every command the README shows names
+    the experiments."""
+    commands = re.findall(r"^(dvc plots diff\b[^#\n]*)", README, re.M)
+    assert commands, "README shows no `dvc plots diff` command"
+    for command in commands:
+        assert len(command.split()) >= 4, command

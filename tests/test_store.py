@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from PIL import Image
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
 from claritycore.data.store import ImageStore, extract_store
 from claritycore.resize import imresize, modcrop
+from tests.helpers import png48
 
 SIZES = [(53, 70), (64, 64), (61, 97)]  # (H, W): none a multiple of 3, some of 2 or 4
 
@@ -112,27 +111,9 @@ def test_odd_modes_are_converted_to_rgb(tmp_path):
     assert np.asarray(store.hr(store.names.index("deep16.png"))).max() > 200
 
 
-def _png48(pixels: np.ndarray) -> bytes:
-    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
-    h, w, _ = pixels.shape
-    raw = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_48_bit_rgb_png_is_reduced_with_a_note(tmp_path):
     deep = np.random.default_rng(3).integers(0, 65536, (6, 7, 3)).astype(np.uint16)
-    (tmp_path / "deep48.png").write_bytes(_png48(deep))
+    (tmp_path / "deep48.png").write_bytes(png48(deep))
     pixels, note = read_rgb(tmp_path / "deep48.png")
     np.testing.assert_array_equal(pixels, (deep >> 8).astype(np.uint8))
     assert note is not None and "16-bit" in note

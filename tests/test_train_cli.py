@@ -183,3 +183,12 @@ def test_a_custom_architecture_is_not_labelled_as_a_preset(calls):
     invoke("train", "--scale", "4", "--num-feat", "64", "--num-block", "23", *data)  # rrdbnetx4
     assert calls[1][0].label == "rrdbnetx4"
     assert calls[1][1]["output"] == Path("runs/rrdbnetx4/model.pt")
+
+
+def test_help_texts_promise_what_the_commands_take():
+    wide = {"COLUMNS": "250"}  # one line per option
+    train_help = runner.invoke(app, ["train", "--help"], env=wide).output
+    assert "any file `claritycore upscale` reads" in train_help  # --pretrained: not only model.pt
+    preset_help = runner.invoke(app, ["rrdbnetx4", "--help"], env=wide).output
+    assert "--scale" not in preset_help and "--model" not in preset_help  # only conflicts
+    assert "--steps" in preset_help and "--keep-checkpoints" in preset_help

@@ -166,15 +166,15 @@ def train_command(
             overrides[key] = value
         job = build_run(preset, model, data, val_data, output, name, overrides, run)
         if pretrained is not None:
-            read_pretrained(pretrained)  # a bad file fails before any extraction or note
+            read_pretrained(pretrained)  # a bad file fails before any extraction
+        scale, workers = job.experiment.model.scale, job.options.loader_workers
+        store = ensure_store(job.data, scale, workers=workers)
         if job.val_dir is None and job.options.val_images:
             typer.echo(
                 f"note: no validation images found for {job.data} (no valid/ beside it); this "
                 "run validates nothing: pass --val-data FOLDER (HR images) to score it",
                 err=True,
             )
-        scale, workers = job.experiment.model.scale, job.options.loader_workers
-        store = ensure_store(job.data, scale, workers=workers)
         train(
             job.experiment,
             train_store=store,

@@ -78,7 +78,13 @@ def upscale_command(
                 image.load()
                 icc = image.info.get("icc_profile")
                 if reduced:
-                    console.print(f"[yellow]note[/yellow] {source.name}: read as 8-bit RGB")
+                    # Pillow decodes 16-bit colour PNGs to 8 bits per channel (the high byte)
+                    # and cannot write 48/64-bit PNGs; 16-bit greyscale keeps its 16 bits.
+                    console.print(
+                        f"[yellow]warning[/yellow] {source.name}: 16-bit colour is read, and "
+                        "written, as 8-bit RGB(A): the low byte of each channel is lost",
+                        soft_wrap=True,
+                    )
                 tic = time.perf_counter()
                 result = upscale(
                     net, image, tile=tile, tile_pad=tile_pad, device=dev, precision=precision
