@@ -38,7 +38,8 @@ CROP = 192
 COMPARISONS = 4
 _GAP = 4
 LABEL_HEIGHT = 20
-METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+# What a set's section of eval.json averages, besides the gain and the image count.
+FIGURES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bicubic_psnr_y", "bicubic_ssim_y")
 
 
 class UnusableImage(ValueError):
@@ -131,14 +132,11 @@ class SetScores:
 
     rows: list[ImageScores] = field(default_factory=list)
     crops: dict[str, np.ndarray] = field(default_factory=dict)
-    inference_seconds: float = 0.0
-    seconds: float = 0.0
 
     def means(self) -> dict[str, float | int]:
         """The set's figures: mean model and bicubic PSNR/SSIM, the gain and the image count."""
-        names = (*METRICS, "bicubic_psnr_y", "bicubic_ssim_y")
         result: dict[str, float | int] = {
-            name: float(np.mean([getattr(row, name) for row in self.rows])) for name in names
+            name: float(np.mean([getattr(row, name) for row in self.rows])) for name in FIGURES
         }
         result["gain_psnr_y"] = result["psnr_y"] - result["bicubic_psnr_y"]
         result["images"] = len(self.rows)
@@ -203,7 +201,6 @@ def score_set(
     `options` gives the inference: tiling, device, precision and `self_ensemble`.
     `model` is moved to the device and put in eval mode (pass a copy of a training model).
     """
-    started = time.perf_counter()
     network = SelfEnsemble(model) if options.self_ensemble else model
     result = SetScores()
     for reference in references:
@@ -218,7 +215,6 @@ def score_set(
             progress=False,
         )
         seconds = time.perf_counter() - tic
-        result.inference_seconds += seconds
         model_scores = _on_y(sr, reference.hr, scale) + _on_rgb(sr, reference.hr, scale)
         gain = model_scores[0] - reference.bicubic_scores[0]
         row = ImageScores(reference.name, *model_scores, *reference.bicubic_scores, gain, seconds)
@@ -227,5 +223,4 @@ def score_set(
             result.crops[reference.name] = comparison(reference, sr, model_scores[0])
         if on_image is not None:
             on_image(row)
-    result.seconds = time.perf_counter() - started
     return result
