@@ -11,8 +11,8 @@ second half, loading included (ours from its own log). The two loops alternate; 
 gives the median over runs and the median of the per-pair ratios plain/ours.
 
 FLOPs per step are counted from the architecture (conv multiply-adds via forward hooks, ×2
-FLOP per MAC, ×3 for forward + backward), so a GPU run reports its fraction of the bf16 peak
-(H200: ~790 TFLOP/s dense).
+FLOP per MAC, ×3 for forward + backward), so a GPU run reports its model FLOP utilisation: the
+fraction of the GPU's dense bf16 peak (`benchmarks.gpu_peaks`; H200: 989.4 TFLOP/s).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader
 
+from benchmarks.gpu_peaks import bf16_peak_tflops
 from claritycore.config import RunOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.store import extract_store
@@ -45,7 +46,6 @@ from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
 from claritycore.training import train
 
-H200_BF16_TFLOPS = 790.0
 PRESETS = ("rrdbnet-litex4", "rrdbnetx4")
 
 
@@ -198,8 +198,9 @@ def main(
                 seconds = row[f"{kind}_step_ms"] / 1000
                 row[f"{kind}_patches_per_s"] = experiment.training.batch_size / seconds
                 row[f"{kind}_tflops"] = flops / seconds / 1e12
-            if cuda:
-                row["ours_fraction_of_h200_bf16_peak"] = row["ours_tflops"] / H200_BF16_TFLOPS
+            peak = bf16_peak_tflops(row["device"]) if cuda else None
+            row["bf16_peak_tflops"] = peak
+            row["ours_mfu"] = row["ours_tflops"] / peak if peak else None
             results.append(row)
 
     table = Table(title=f"training step on {results[0]['device']}")

@@ -31,20 +31,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.gpu_peaks import bf16_peak_tflops
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PRESETS = ("rrdbnetx4", "rrdbnet-litex4")
-# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets, matched on
-# the device name; --peak-tflops overrides.
-BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0,
-                    "L40S": 362.1, "L4": 121.0}  # fmt: skip
-
-
-def bf16_peak_tflops(device_name: str) -> float | None:
-    """The first table entry whose key occurs in `device_name` (longer keys first), or None."""
-    for key in sorted(BF16_PEAK_TFLOPS, key=len, reverse=True):
-        if key in device_name:
-            return BF16_PEAK_TFLOPS[key]
-    return None
 
 
 def _child_json(command: list[str], timeout: float) -> dict:

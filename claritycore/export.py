@@ -134,7 +134,8 @@ def export_weights(
     elif format == "safetensors":
         # safetensors metadata is str -> str: the config goes in as JSON so it loads exactly.
         info = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
-        info |= {k: str(v) for k, v in (metadata or {}).items() if k in ("preset", "step") and v}
+        kept = ("preset", "step", "precision")
+        info |= {k: str(v) for k, v in (metadata or {}).items() if k in kept and v}
         info["ema"] = "true" if ema else "false"
         save_file = optional_import("safetensors.torch").save_file
         write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata=info))

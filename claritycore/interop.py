@@ -221,7 +221,8 @@ def _model_pt_in(path: Path) -> Path:
 
 def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """Build the right model from any supported weights file (or a 0.0.5 model folder), in
-    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema."""
+    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema and
+    training precision (None where the file does not say)."""
     path = _model_pt_in(Path(path))
     kind = sniff(path)
     meta: dict[str, str] = {}
@@ -254,5 +255,6 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         "experiment": None,
         "step": int(meta["step"]) if meta.get("step") else None,
         "ema": ema or meta.get("ema") == "true",
+        "precision": meta.get("precision") or None,
     }
     return model, metadata

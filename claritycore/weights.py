@@ -164,10 +164,12 @@ def save_model(
     experiment: dict[str, Any] | None = None,
     step: int = 0,
     ema: bool = False,
+    precision: str | None = None,
 ) -> None:
     """Save a `model.pt`: the model config, the preset and training config of `experiment`
-    (whose model config must be the model's), the step, whether the weights are EMA, and
-    the state dict. Each fact is stored once."""
+    (whose model config must be the model's), the step, whether the weights are EMA, the
+    precision training computed in (bf16, fp16 or fp32: what `amp` resolved to on the device
+    it ran on) and the state dict. Each fact is stored once."""
     model = unwrap(model)
     config = model.config.to_dict()
     experiment = experiment or {}
@@ -182,6 +184,7 @@ def save_model(
             "training": experiment.get("training"),
             "step": step,
             "ema": ema,
+            "precision": precision,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
         Path(path),
@@ -194,7 +197,8 @@ def is_model_pt(payload: Any) -> bool:
 
 def model_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What a `model.pt` says besides its tensors, the same for every format version:
-    format, model_type, config, scale, preset, experiment (or None), step, ema."""
+    format, model_type, config, scale, preset, experiment (or None), step, ema, precision
+    (None in files written before it was recorded)."""
     config = payload["config"]
     preset = payload.get("preset")
     if payload.get("format_version", 1) == 1:
@@ -213,6 +217,7 @@ def model_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "experiment": experiment,
         "step": payload.get("step"),
         "ema": bool(payload.get("ema")),
+        "precision": payload.get("precision"),
     }
 
 

@@ -32,3 +32,12 @@ def test_bench_infer_rates_are_the_measured_output_over_time() -> None:
     assert abs(row["output_mp_per_s"] * row["seconds"] * 1e6 - 96 * 64) < 1e-6
     assert row["input_pixels_computed"] == 24 * 16
     assert row["output_mib"] == 96 * 64 * 3 / 2**20 and row["precision"] == "fp32"
+
+
+def test_bf16_peak_is_looked_up_by_device_name_longest_key_first() -> None:
+    from benchmarks.gpu_peaks import bf16_peak_tflops
+
+    assert bf16_peak_tflops("NVIDIA H200") == 989.4
+    assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0  # not the SXM H100's 989.4
+    assert bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert bf16_peak_tflops("Tesla T4") is None

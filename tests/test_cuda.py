@@ -34,8 +34,9 @@ def test_cuda_defaults_follow_the_cpu_run(tmp_path, capsys):
     run(tmp_path / "cuda", experiment, quick_options(device="cuda", precision="auto"), store)
     banner = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 80 columns
     assert "channels_last True, compile True" in banner
-    expected = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    assert f"precision torch.{expected}" in banner
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    assert f"precision {expected}," in banner
+    assert torch.load(tmp_path / "cuda" / "model.pt", weights_only=True)["precision"] == expected
     torch.testing.assert_close(
         losses(tmp_path / "cuda"), losses(tmp_path / "cpu"), rtol=3e-2, atol=0
     )

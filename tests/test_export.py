@@ -143,9 +143,10 @@ def test_export_safetensors_round_trip(tmp_path) -> None:
     pytest.importorskip("safetensors")
     model = tiny(3, "pixelshuffle")
     path = tmp_path / "x3.safetensors"
-    export_weights(model, path, "safetensors", metadata={"step": 5}, claritycore_only=True)
+    metadata = {"step": 5, "precision": "bf16"}
+    export_weights(model, path, "safetensors", metadata=metadata, claritycore_only=True)
     loaded, meta = load_weights(path)
-    assert meta["step"] == 5 and meta["scale"] == 3
+    assert (meta["step"], meta["scale"], meta["precision"]) == (5, 3, "bf16")
     assert_same_model(loaded, model)
 
 

@@ -17,6 +17,7 @@ from claritycore.experiment import resolve
 from claritycore.training import NonFiniteLossError, lr_at, trainer
 from claritycore.training import checkpoint as ckpt
 from claritycore.training.losses import LOSSES
+from claritycore.weights import load_model
 from tests.helpers import (
     SAMPLE,
     checkpoint_files,
@@ -86,6 +87,10 @@ def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_has_native_bf16(
     seen = forward_dtypes(monkeypatch)
     run(tmp_path, tiny_experiment(steps=1), quick_options(precision="auto"), tiny_store(tmp_path))
     assert set(seen) == {torch.bfloat16 if native else torch.float32}
+    # What `auto` resolved to is recorded, in the checkpoint and in model.pt's metadata.
+    resolved = "bf16" if native else "fp32"
+    assert latest(tmp_path / "ckpt")["precision"] == resolved
+    assert load_model(tmp_path / "model.pt")[1]["precision"] == resolved
 
 
 def test_nan_loss_is_skipped_once_and_stops_when_it_persists(tmp_path, monkeypatch):
@@ -192,6 +197,8 @@ def test_fp16_with_grad_scaler_trains_and_resumes_bitwise(tmp_path, monkeypatch)
     assert set(seen) == {torch.float16}
     saved = latest(tmp_path / "whole" / "ckpt")
     assert saved["scaler"]["scale"] == 2.0**16 and saved["scaler"]["_growth_tracker"] == 6
+    assert saved["precision"] == "fp16"
+    assert load_model(tmp_path / "whole" / "model.pt")[1]["precision"] == "fp16"
     assert all(math.isfinite(r["train/loss"]) for r in saved["history"])
 
     run(tmp_path / "resumed", experiment, options, store)

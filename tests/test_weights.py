@@ -41,16 +41,20 @@ EXPERIMENT_TRAINING = {"steps": 3, "batch_size": 2}
 def test_model_pt_stores_each_fact_once_and_round_trips(tmp_path) -> None:
     model = tiny(4, "pixelshuffle")
     experiment = {"preset": "x", "model": model.config.to_dict(), "training": EXPERIMENT_TRAINING}
-    save_model(tmp_path / "model.pt", model, experiment=experiment, step=7, ema=True)
+    save_model(
+        tmp_path / "model.pt", model, experiment=experiment, step=7, ema=True, precision="bf16"
+    )
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert set(payload) == {
-        "format", "format_version", "config", "preset", "training", "step", "ema", "state_dict"
+        "format", "format_version", "config", "preset", "training", "step", "ema", "precision",
+        "state_dict",
     }  # fmt: skip
     assert payload["format_version"] == FORMAT_VERSION == 2
     for loader in (load_model, load_weights):
         loaded, meta = loader(tmp_path / "model.pt")
         assert same_outputs(loaded, model)
         assert (meta["step"], meta["ema"], meta["preset"], meta["scale"]) == (7, True, "x", 4)
+        assert meta["precision"] == "bf16"
         assert meta["experiment"] == experiment and meta["model_type"] == "rrdbnet"
 
 

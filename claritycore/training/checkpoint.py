@@ -2,11 +2,12 @@
 
 A checkpoint holds everything a run needs to continue bit-for-bit: the (unwrapped) model, the
 EMA copy, the optimiser, the GradScaler, the step, the RNG states and the logged metric
-history, plus the hash of the resolved config. The learning rate is a pure function of the
-step and the data stream a pure function of (seed, sample index = step × global batch), so
-neither needs more state than the step. Files are written atomically (temporary file, fsync,
-rename) by rank 0 only; the newest two are kept, so a kill at any moment leaves at least one
-complete file. Loading uses `torch.load(weights_only=True)`: no pickled code runs.
+history, plus the hash of the resolved config and the precision the steps computed in. The
+learning rate is a pure function of the step and the data stream a pure function of (seed,
+sample index = step × global batch), so neither needs more state than the step. Files are
+written atomically (temporary file, fsync, rename) by rank 0 only; the newest two are kept, so
+a kill at any moment leaves at least one complete file. Loading uses
+`torch.load(weights_only=True)`: no pickled code runs.
 """
 
 from __future__ import annotations
@@ -114,8 +115,12 @@ def save(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     history: list[dict[str, float]],
+    precision: str,
 ) -> Path:
-    """Write the checkpoint for `step` atomically, then delete all but the newest `KEEP`."""
+    """Write the checkpoint for `step` atomically, then delete all but the newest `KEEP`.
+
+    `precision` (bf16, fp16 or fp32) is recorded, not checked on resume: a run may continue
+    on another device, where `amp` resolves differently."""
     path = checkpoint_path(directory, step)
     payload = {
         "format": FORMAT,
@@ -132,6 +137,7 @@ def save(
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "rng": capture_rng(_device_of(model)),
         "history": history,
+        "precision": precision,
     }
     atomic_torch_save(payload, path)
     for _, old in list_checkpoints(directory)[:-KEEP]:

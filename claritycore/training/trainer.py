@@ -184,6 +184,8 @@ def _run(
     on_cuda = device.type == "cuda"
     amp_dtype, use_scaler = amp_settings(device, cfg.amp, options.precision)
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    # Recorded in checkpoints and model.pt: `amp` alone does not say what a run computed in.
+    precision = next(name for name, dtype in PRECISION_DTYPES.items() if dtype is amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     channels_last = on_cuda if options.channels_last == "auto" else options.channels_last
     use_compile = on_cuda if options.compile == "auto" else options.compile
@@ -268,7 +270,7 @@ def _run(
     console.print(
         f"[bold]{experiment.label}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
         f"({dist.world_size} × {cfg.batch_size // dist.world_size}), patch {cfg.patch_size}, "
-        f"{device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
+        f"{device}, precision {precision}, channels_last {channels_last}, "
         f"compile {use_compile}"
     )
     progress = Progress(
@@ -356,14 +358,16 @@ def _run(
                     last_saved = checkpoint.save(
                         checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
                         ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
+                        precision=precision,
                     )  # fmt: skip
                 paused += time.perf_counter() - started
 
     if is_main:
         final = ema if ema is not None else model
         weights.save_model(
-            output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None
-        )
+            output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None,
+            precision=precision,
+        )  # fmt: skip
         if not options.keep_checkpoints:
             checkpoint.remove(checkpoint_dir)  # only disk space now: a finished run is not resumed
         log.close()
