@@ -83,12 +83,8 @@ def evaluate(
     scale = int(meta["scale"])
     # Every folder is checked before any work, so a missing set fails in a second.
     paths = {name: hr_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
-    out_dir = Path(out_dir)
-    for generated in ("per_image", "comparisons"):
-        shutil.rmtree(out_dir / generated, ignore_errors=True)
-    (out_dir / "per_image").mkdir(parents=True)
-
     result: dict[str, Any] = {"scale": scale, "step": meta.get("step"), "ema": meta.get("ema")}
+    scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
         for name, files in paths.items():
@@ -113,8 +109,15 @@ def evaluate(
                     f"set {name!r} ({sets[name]}) has no usable image at ×{scale}: "
                     + "; ".join(skipped)
                 )
-            _write_set(out_dir, name, scores)
+            scored[name] = scores
             result[name] = scores.means() | ({"skipped": skipped} if skipped else {})
+    # Written only once every set is scored: a failure leaves the previous results whole.
+    out_dir = Path(out_dir)
+    for generated in ("per_image", "comparisons"):
+        shutil.rmtree(out_dir / generated, ignore_errors=True)
+    (out_dir / "per_image").mkdir(parents=True)
+    for name, scores in scored.items():
+        _write_set(out_dir, name, scores)
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     console.print(summary_table(result, time.perf_counter() - started))
     return result

@@ -177,8 +177,15 @@ def test_a_set_with_no_usable_image_is_an_error(setup) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "a.png").write_bytes(b"garbage")
+    out = tmp_path / "m"
+    evaluate(tmp_path / "model.pt", {"valid": tmp_path / "valid"}, out_dir=out)
+    before = (out / "eval.json").read_text()
+    sets = {"valid": tmp_path / "valid", "bad": bad}
     with pytest.raises(NoUsableImages, match=r"set 'bad' .* has no usable image at ×4: .*a\.png"):
-        evaluate(tmp_path / "model.pt", {"bad": bad}, out_dir=tmp_path / "m")
+        evaluate(tmp_path / "model.pt", sets, out_dir=out)
+    # Nothing written: the previous results stay whole.
+    assert (out / "eval.json").read_text() == before
+    assert sorted(p.name for p in (out / "per_image").iterdir()) == ["valid.csv"]
 
 
 def test_a_greyscale_image_is_scored_on_its_own_channel(setup) -> None:
