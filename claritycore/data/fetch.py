@@ -152,7 +152,10 @@ def import_folder(root: Path, dest: Path, min_size: int, workers: int = 4) -> Pa
                 continue
             (small if split == "train" and min(h, w) < min_size else keep).append(path)
         if unreadable:
-            raise ImageReadError(f"unreadable images: {', '.join(map(str, unreadable))}")
+            raise ImageReadError(
+                f"unreadable images: {', '.join(map(str, unreadable))}: re-save them with an "
+                "image editor or remove them from the folder"
+            )
         with staged_dir(dest / split) as tmp, ThreadPoolExecutor(workers) as pool:
             notes = list(pool.map(lambda p: _convert_one(p, tmp / f"{p.stem}.png"), keep))
         converted = [n for n in notes if n]
