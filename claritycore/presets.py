@@ -8,10 +8,10 @@ the model config, and the data stages read the patch sizes from here.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from claritycore.config import TrainingConfig
+from claritycore.config import AdversarialConfig, DegradationConfig, TrainingConfig
 from claritycore.errors import ConfigError
 
 
@@ -23,6 +23,11 @@ class Preset:
     description: str
     model: dict[str, Any]
     training: TrainingConfig
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    # A GAN preset: the second stage, trained from the model of the PSNR preset it names.
+    adversarial: AdversarialConfig | None = None
+    # Where the recipe differs from the published one it follows.
+    notes: str = ""
 
     @property
     def scale(self) -> int:
@@ -45,7 +50,7 @@ _TABLE = (
     ("rrdbnet-litex8", "8× super-resolution, lite RRDBNet", RRDBNET_LITE, 8, 250_000, 16, 512),
 )
 
-PRESETS: dict[str, Preset] = {
+_PSNR = {
     name: Preset(
         name,
         description,
@@ -54,6 +59,103 @@ PRESETS: dict[str, Preset] = {
     )
     for name, description, model, scale, steps, batch, patch in _TABLE
 }
+
+# Real-ESRNet (Real-ESRGAN's first stage, train_realesrnet_x4plus.yml): L1 on an unsharp-masked
+# target, Real-ESRGAN's degradations, Adam 2e-4 for 1M steps (its one milestone is the last
+# step), batch 48 (12 × 4 GPUs) of 256² patches, EMA 0.999. The nearest upsampler makes the file
+# load in Real-ESRGAN and chaiNNer as it is (×2: Real-ESRGAN x2plus's unshuffled input).
+_REALESRNET = TrainingConfig(
+    steps=1_000_000, batch_size=48, patch_size=256, lr=2e-4, ema=True, scheduler="constant"
+)
+_REALESRNET_NOTES = (
+    "Real-ESRGAN starts it from ESRGAN's PSNR model (pass --pretrained); its 180-patch "
+    "training-pair queue that mixes batches is not used (each sample's degradation is a pure "
+    "function of seed and index); augmentation: 8 flips/rotations (Real-ESRGAN: h-flip only)"
+)
+_REALWORLD = DegradationConfig(type="realesrgan")
+# ESRGAN's second stage (BasicSR train_ESRGAN_x4.yml): L1 1e-2 + VGG19 conv5_4 1.0 + RaGAN
+# 5e-3, Adam 1e-4 for both nets, halved at 50k/100k/200k/300k of 400k, batch 16 of 128², EMA.
+_ESRGAN = TrainingConfig(
+    steps=400_000, batch_size=16, patch_size=128, lr=1e-4, ema=True, scheduler="multistep",
+    milestones=(0.125, 0.25, 0.5, 0.75),
+)  # fmt: skip
+# Real-ESRGAN's second stage (train_realesrgan_x4plus.yml): L1 1.0 + VGG19 five layers + vanilla
+# GAN 0.1 against a U-Net discriminator with spectral norm, Adam 1e-4, 400k steps, batch 48.
+_REALESRGAN = TrainingConfig(
+    steps=400_000, batch_size=48, patch_size=256, lr=1e-4, ema=True, scheduler="constant"
+)
+_REALESRGAN_LOSSES = {
+    "pixel_weight": 1.0,
+    "perceptual_layers": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
+                          "conv5_4": 1.0},
+    "gan_type": "vanilla",
+    "gan_weight": 0.1,
+    "discriminator": "unet_sn",
+}  # fmt: skip
+
+
+def _realesrnet(name: str, model: dict[str, Any], scale: int, size: str) -> Preset:
+    upsampler = {"upsampler": "nearest", "x2_unshuffle": True}
+    return Preset(
+        name,
+        f"{scale}× Real-ESRNet (real-world degradations, L1), {size} RRDBNet",
+        {**model, **upsampler, "scale": scale},
+        _REALESRNET,
+        degradation=_REALWORLD,
+        notes=_REALESRNET_NOTES,
+    )
+
+
+def _esrgan(name: str, base: Preset) -> Preset:
+    notes = ""
+    adversarial = AdversarialConfig(base=base.name)
+    training = _ESRGAN
+    if base.scale == 3:
+        # No HR side is both a multiple of 3 and the 128 that ESRGAN's VGG discriminator takes.
+        adversarial = AdversarialConfig(base=base.name, discriminator="unet_sn")
+        training = TrainingConfig(**{**_ESRGAN.to_dict(), "patch_size": 192})
+        notes = "×3: 192² patches and the U-Net SN discriminator (ESRGAN's VGG one takes 128²)"
+    kind = "lite" if base.model["num_feat"] < 64 else "full"
+    return Preset(
+        name,
+        f"{base.scale}× ESRGAN (perceptual + RaGAN) from {base.name}, {kind} RRDBNet",
+        base.model,
+        training,
+        adversarial=adversarial,
+        notes=notes,
+    )
+
+
+def _realesrgan(name: str, base: Preset) -> Preset:
+    kind = "lite" if base.model["num_feat"] < 64 else "full"
+    return Preset(
+        name,
+        f"{base.scale}× Real-ESRGAN (perceptual + GAN, real-world degradations) from "
+        f"{base.name}, {kind} RRDBNet",
+        base.model,
+        _REALESRGAN,
+        degradation=_REALWORLD,
+        adversarial=AdversarialConfig(base=base.name, **_REALESRGAN_LOSSES),
+        notes=_REALESRNET_NOTES.split("; ", 1)[1],
+    )
+
+
+_REALESRNETS = {
+    p.name: p
+    for p in (
+        _realesrnet("realesrnetx4", RRDBNET_FULL, 4, "full"),
+        _realesrnet("realesrnetx2", RRDBNET_FULL, 2, "full"),
+        _realesrnet("realesrnet-litex4", RRDBNET_LITE, 4, "lite"),
+        _realesrnet("realesrnet-litex2", RRDBNET_LITE, 2, "lite"),
+    )
+}
+_GANS = [_esrgan(name.replace("rrdbnet", "esrgan"), base) for name, base in _PSNR.items()] + [
+    _realesrgan(name.replace("realesrnet", "realesrgan"), base)
+    for name, base in _REALESRNETS.items()
+]
+
+# The model document's eight presets first, unchanged; then the real-world and GAN rows.
+PRESETS: dict[str, Preset] = {**_PSNR, **_REALESRNETS, **{p.name: p for p in _GANS}}
 
 
 def get_preset(name: str) -> Preset:

@@ -111,8 +111,10 @@ def describe(hint: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(map(str, args))
     if origin is tuple:
-        plural = {int: "integers", float: "numbers", str: "strings"}.get(args[0], "values")
         count = "" if args[-1] is Ellipsis else f"{len(args)} "
+        if typing.get_origin(args[0]) is Literal:
+            return f"a list of {count}values from " + ", ".join(map(str, choices(args[0])))
+        plural = {int: "integers", float: "numbers", str: "strings"}.get(args[0], "values")
         return f"a list of {count}{plural}"
     names = {type(None): "null", bool: "true/false", int: "an integer", float: "a number"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))
