@@ -59,11 +59,16 @@ def available_cpus() -> int:
 
 @dataclass(frozen=True)
 class ExperimentParams:
-    """params.yaml's `preset` and `overrides`: what `resolve` turns into the experiment."""
+    """params.yaml's `preset`, `overrides`, `degradation`, `adversarial` and `base_overrides`:
+    what `resolve` turns into the experiment (and, for a GAN preset, its PSNR stage)."""
 
     preset: str = "rrdbnetx4"
-    # Replaces single fields of the preset; None keeps the preset's value.
+    # Each replaces single fields of the preset; None keeps the preset's value.
     overrides: dict[str, Any] = field(default_factory=dict)
+    degradation: dict[str, Any] = field(default_factory=dict)
+    adversarial: dict[str, Any] = field(default_factory=dict)
+    # Training fields of a GAN preset's PSNR stage (the preset `adversarial.base` names).
+    base_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -413,6 +418,7 @@ def read_section(params: dict[str, Any], name: str, cls: type[T]) -> T:
 
 
 def read_experiment_params(params: dict[str, Any]) -> ExperimentParams:
-    """The top-level `preset` and `overrides` of a loaded params file."""
-    selection = {k: params[k] for k in ("preset", "overrides") if params.get(k) is not None}
+    """The top-level `preset`, `overrides` and the sections that change the experiment."""
+    keys = ("preset", "overrides", "degradation", "adversarial", "base_overrides")
+    selection = {k: params[k] for k in keys if params.get(k) is not None}
     return parse(ExperimentParams, selection, "params")

@@ -11,13 +11,13 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from claritycore.config import TrainingConfig
+from claritycore.config import AdversarialConfig, DegradationConfig, TrainingConfig
 from claritycore.errors import ConfigError
 from claritycore.models import AutoConfig, BaseConfig
 from claritycore.presets import get_preset
@@ -33,14 +33,23 @@ HASH_COMMENT = re.compile(r"^# config_hash: ([0-9a-f]+)$", re.M)
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """What one run trains: the preset's name, the model config and the training recipe."""
+    """What one run trains: the preset's name, the model config, the training recipe, how its
+    LR inputs are made and, for a GAN stage, its losses and discriminator."""
 
     preset: str
     model: BaseConfig
     training: TrainingConfig
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    adversarial: AdversarialConfig | None = None
 
     def __post_init__(self) -> None:
         patch, scale = self.training.patch_size, self.model.scale
+        adversarial = self.adversarial
+        if adversarial is not None and adversarial.discriminator == "vgg128" and patch != 128:
+            raise ConfigError(
+                f"discriminator vgg128 (ESRGAN's) takes 128² HR patches, not patch_size={patch}; "
+                "set patch_size 128 or adversarial.discriminator unet_sn (any multiple of 16)"
+            )
         if patch % scale:
             raise ConfigError(
                 f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
@@ -48,21 +57,33 @@ class ExperimentConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The config as data. Bicubic degradation and no GAN stage write no section, so an
+        L1 preset's config (and its hash, run key and `dvc exp show` columns) is as before."""
+        values = {
             "preset": self.preset,
             "model": self.model.to_dict(),
             "training": self.training.to_dict(),
         }
+        if self.degradation.type != "bicubic":
+            values["degradation"] = self.degradation.to_dict()
+        if self.adversarial is not None:
+            values["adversarial"] = self.adversarial.to_dict()
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ExperimentConfig:
         missing = {"preset", "model", "training"} - set(values)
         if missing:
             raise ConfigError(f"experiment config lacks {', '.join(sorted(missing))}")
+        adversarial = values.get("adversarial")
         return cls(
             preset=values["preset"],
             model=AutoConfig.from_dict(values["model"]),
             training=parse(TrainingConfig, values["training"], "training"),
+            degradation=parse(DegradationConfig, values.get("degradation"), "degradation"),
+            adversarial=None
+            if adversarial is None
+            else parse(AdversarialConfig, adversarial, "adversarial"),
         )
 
     def model_changes(self) -> dict[str, Any]:
@@ -94,18 +115,37 @@ def override_keys(preset_name: str) -> list[str]:
     return training + [k for k in field_names(type(model)) if k not in training]
 
 
+def _replace(section: Any, changes: Mapping[str, Any] | None, cls: type, where: str) -> Any:
+    """The dataclass `section` with the non-null `changes` applied, validated as `where`."""
+    values = {k: v for k, v in (changes or {}).items() if v is not None}
+    if not values:
+        return section
+    return parse(cls, {**as_dict(section), **values}, where)
+
+
 def resolve(
     preset_name: str,
     overrides: Mapping[str, Any] | None = None,
     *,
+    degradation: Mapping[str, Any] | None = None,
+    adversarial: Mapping[str, Any] | None = None,
     scales: tuple[int, ...] | None = None,
 ) -> ExperimentConfig:
     """The preset `preset_name` with every non-null override applied and validated.
 
-    With `scales` (the pipeline's `data.scales`), a scale that is not extracted is refused here,
-    before extract and train would fail on a missing store.
+    `overrides` replace training and model fields, `degradation` and `adversarial` fields of
+    those sections (a GAN preset's only). With `scales` (the pipeline's `data.scales`), a scale
+    that is not extracted is refused here, before extract and train would fail on a missing
+    store.
     """
     preset = get_preset(preset_name)
+    adversarial_changes = {k: v for k, v in (adversarial or {}).items() if v is not None}
+    if adversarial_changes and preset.adversarial is None:
+        raise ConfigError(
+            f"{preset.name} has no adversarial stage, so adversarial."
+            f"{next(iter(adversarial_changes))} cannot apply; choose a GAN preset (esrgan*, "
+            "realesrgan*) or set the adversarial values to null"
+        )
     valid = override_keys(preset.name)
     training = set(field_names(TrainingConfig))
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -122,7 +162,10 @@ def resolve(
         training=parse(
             TrainingConfig, {**as_dict(preset.training), **training_changes}, "overrides"
         ),
-    )
+        degradation=_replace(preset.degradation, degradation, DegradationConfig, "degradation"),
+        adversarial=_replace(preset.adversarial, adversarial_changes, AdversarialConfig,
+                             "adversarial"),
+    )  # fmt: skip
     scale = experiment.model.scale
     if scales is not None and scale not in scales:
         raise ConfigError(
@@ -131,6 +174,44 @@ def resolve(
             "one of those scales"
         )
     return experiment
+
+
+def resolve_base(
+    experiment: ExperimentConfig,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    degradation: Mapping[str, Any] | None = None,
+) -> ExperimentConfig:
+    """The PSNR stage a GAN experiment starts from: its `adversarial.base` preset with the
+    experiment's model and `overrides` (training fields of that stage) applied, and the same
+    degradation changes. An experiment without a GAN stage is its own base.
+
+    The result is what an experiment of the base preset with these values resolves to, so DVC
+    finds that stage's model in its run cache."""
+    if experiment.adversarial is None:
+        changed = [k for k, v in (overrides or {}).items() if v is not None]
+        if changed:
+            raise ConfigError(
+                f"base_overrides.{changed[0]} is set, but {experiment.preset} has no PSNR stage "
+                "before it (only GAN presets do); use overrides instead"
+            )
+        return experiment
+    model_keys = set(experiment.model.to_dict()) - set(field_names(TrainingConfig))
+    training = set(field_names(TrainingConfig))
+    for key, value in (overrides or {}).items():
+        if value is not None and key not in training:
+            raise ConfigError(
+                f"base_overrides.{key}: only training fields apply to the PSNR stage (the model "
+                f"is the GAN preset's); valid keys: {', '.join(sorted(training))}"
+            )
+    preset_model = get_preset(experiment.adversarial.base).model
+    model = experiment.model.to_dict()
+    changes = {k: model[k] for k in model_keys if preset_model.get(k) != model[k]}
+    return resolve(
+        experiment.adversarial.base,
+        {**changes, **(overrides or {})},
+        degradation=degradation,
+    )
 
 
 def write_resolved(experiment: ExperimentConfig, path: Path) -> None:

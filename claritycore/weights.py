@@ -165,11 +165,13 @@ def save_model(
     step: int = 0,
     ema: bool = False,
     precision: str | None = None,
+    vgg19_sha256: str | None = None,
 ) -> None:
     """Save a `model.pt`: the model config, the preset and training config of `experiment`
-    (whose model config must be the model's), the step, whether the weights are EMA, the
-    precision training computed in (bf16, fp16 or fp32: what `amp` resolved to on the device
-    it ran on) and the state dict. Each fact is stored once."""
+    (whose model config must be the model's; with its degradation and adversarial sections
+    where it has them), the step, whether the weights are EMA, the precision training computed
+    in (bf16, fp16 or fp32: what `amp` resolved to on the device it ran on), the sha256 of the
+    VGG19 file a perceptual loss used, and the state dict. Each fact is stored once."""
     model = unwrap(model)
     config = model.config.to_dict()
     experiment = experiment or {}
@@ -185,6 +187,9 @@ def save_model(
             "step": step,
             "ema": ema,
             "precision": precision,
+            "degradation": experiment.get("degradation"),
+            "adversarial": experiment.get("adversarial"),
+            "vgg19_sha256": vgg19_sha256,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
         Path(path),
@@ -208,6 +213,9 @@ def model_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         experiment = (
             None if training is None else {"preset": preset, "model": config, "training": training}
         )
+        for section in ("degradation", "adversarial"):
+            if experiment is not None and payload.get(section) is not None:
+                experiment[section] = payload[section]
     return {
         "format": FORMAT,
         "model_type": config["model_type"],
@@ -218,6 +226,7 @@ def model_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "step": payload.get("step"),
         "ema": bool(payload.get("ema")),
         "precision": payload.get("precision"),
+        "vgg19_sha256": payload.get("vgg19_sha256"),
     }
 
 

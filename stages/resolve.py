@@ -1,7 +1,11 @@
-"""`python -m stages.resolve`: params.yaml's `preset` + `overrides` -> build/config.yaml.
+"""`python -m stages.resolve`: params.yaml's preset and its changes -> build/config.yaml and
+build/base.yaml.
 
-build/config.yaml is the one config `train` reads, and a params file for `dvc exp show`, so
-every experiment row shows the real scale, steps, batch size and learning rate of its run.
+build/config.yaml is the experiment (`adversarial` and `evaluate` read it) and a params file for
+`dvc exp show`, so every experiment row shows the real scale, steps, batch size and learning
+rate of its run. build/base.yaml is what `train` trains: for a GAN preset its PSNR stage, else
+the experiment itself (the same file as an experiment of that preset writes, so DVC's run cache
+serves it).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from rich.console import Console
 
 from claritycore.config import DataParams, load_params, read_experiment_params, read_section
 from claritycore.errors import exit_on_user_error
-from claritycore.experiment import resolve, write_resolved
+from claritycore.experiment import resolve, resolve_base, write_resolved
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -22,13 +26,24 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="Params file with preset/overrides."),
     output: Path = typer.Option(Path("build/config.yaml"), help="Where to write the config."),
+    base: Path = typer.Option(Path("build/base.yaml"), help="Where to write the PSNR stage's."),
 ) -> None:
-    """Merge the preset with its overrides, validate, and write the resolved config."""
+    """Merge the preset with its overrides, validate, and write the resolved configs."""
     with exit_on_user_error("resolve failed"):
         settings = load_params(params)
         selection = read_experiment_params(settings)
         data = read_section(settings, "data", DataParams)
-        experiment = resolve(selection.preset, selection.overrides, scales=data.scales)
+        experiment = resolve(
+            selection.preset,
+            selection.overrides,
+            degradation=selection.degradation,
+            adversarial=selection.adversarial,
+            scales=data.scales,
+        )
+        first = resolve_base(
+            experiment, selection.base_overrides, degradation=selection.degradation
+        )
+        write_resolved(first, base)
         write_resolved(experiment, output)
     model, training = experiment.model, experiment.training
     Console(stderr=True).print(

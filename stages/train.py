@@ -1,6 +1,7 @@
-"""`python -m stages.train`: train the resolved config (`build/config.yaml`) with `train.*` params.
+"""`python -m stages.train`: train the first stage (`build/base.yaml`: the experiment, or a GAN
+preset's PSNR stage) with `train.*` params.
 
-Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/model.pt and dvclive/.
+Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/base.pt and dvclive/.
 Checkpoints go to checkpoints/<run key>/ (outside DVC), so a killed run resumes and a
 different config, seed or training data never picks up another's state.
 """
@@ -23,9 +24,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command()
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file."),
-    config: Path = typer.Option(Path("build/config.yaml"), help="The resolved experiment."),
+    config: Path = typer.Option(Path("build/base.yaml"), help="The resolved first stage."),
 ) -> None:
-    """Train the resolved experiment and write models/model.pt."""
+    """Train the resolved first stage and write models/base.pt."""
     with exit_on_user_error("train failed"):
         settings = load_params(params)
         data = read_section(settings, "data", DataParams)
@@ -35,7 +36,7 @@ def main(
             experiment,
             train_store=pipeline_store(experiment.model.scale),
             val_dir=Path("data/raw") / data.source / "valid",
-            output=Path("models/model.pt"),
+            output=Path("models/base.pt"),
             checkpoints=Path("checkpoints"),
             options=options,
             live_dir=Path("dvclive"),

@@ -68,15 +68,37 @@ def run_name(experiment: ExperimentConfig) -> str:
     return "-".join(parts + [f"{k}{v}" for k, v in changes.items() if k != "scale"])
 
 
+SECTIONS = ("degradation", "adversarial")
+
+
+def split_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`--set` values by what they change: `degradation.KEY`/`adversarial.KEY` those sections,
+    any other key the preset's training or model fields (`overrides`)."""
+    split: dict[str, dict[str, Any]] = {"overrides": {}, **{name: {} for name in SECTIONS}}
+    for key, value in values.items():
+        section, dot, field = key.partition(".")
+        if dot and section in SECTIONS:
+            split[section][field] = value
+        elif dot:
+            raise ConfigError(
+                f"--set {key}=...: {section!r} is no section; use KEY=VALUE for training and "
+                "model fields, or degradation.KEY / adversarial.KEY"
+            )
+        else:
+            split["overrides"][key] = value
+    return split
+
+
 def build_run(preset: str | None, model: str | None, data: Path | None, val_data: Path | None,
               output: Path | None, name: str | None, overrides: dict[str, Any],
-              run: dict[str, Any]) -> TrainRun:  # fmt: skip
+              run: dict[str, Any], *, degradation: dict[str, Any] | None = None,
+              adversarial: dict[str, Any] | None = None) -> TrainRun:  # fmt: skip
     """Resolve the flags: the experiment config, the data folders and the run options."""
     if preset is None:
         preset = base_preset(model or "rrdbnet", overrides)
     elif model is not None and get_preset(preset).model["model_type"] != model:
         raise ConfigError(f"--model {model} contradicts --preset {preset}; give one of them")
-    experiment = resolve(preset, overrides)
+    experiment = resolve(preset, overrides, degradation=degradation, adversarial=adversarial)
     if data is None:
         data = pipeline_store(experiment.model.scale)
         if not data.is_dir():
@@ -121,7 +143,14 @@ def train_command(
     loss: str | None = typer.Option(None, help="l1, l2 or charbonnier."),
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA."),
     ema: bool | None = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
-    set_values: list[str] = typer.Option([], "--set", help="KEY=VALUE: any other preset field."),
+    degradation: str | None = typer.Option(
+        None, help="How LR inputs are made: bicubic, or realesrgan (docs/real-world.md)."
+    ),
+    set_values: list[str] = typer.Option(
+        [],
+        "--set",
+        help="KEY=VALUE: any other preset field; degradation.KEY / adversarial.KEY for those.",
+    ),
     seed: int | None = typer.Option(None, help="Seed of the weights and the data stream."),
     workers: int | None = typer.Option(
         None, help="Data loader worker processes (default: 4, or the CPUs available if fewer)."
@@ -148,7 +177,11 @@ def train_command(
         help="Keep the checkpoints of a finished run (default: deleted once model.pt is written).",
     ),
     pretrained: Path | None = typer.Option(
-        None, help="Initial weights: any file `claritycore upscale` reads (README: Interop)."
+        None,
+        help="Initial weights: any file `claritycore upscale` reads; a GAN preset's PSNR model.",
+    ),
+    vgg_weights: Path | None = typer.Option(
+        None, help="VGG19 file for the perceptual loss (default: torchvision's, located)."
     ),
 ) -> None:
     """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
@@ -159,12 +192,25 @@ def train_command(
     run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
     run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
     run |= {"precision": precision, "keep_checkpoints": keep_checkpoints}
+    run |= {"vgg_weights": vgg_weights}
     with exit_on_user_error("error"):
-        for key, value in parse_set(set_values).items():
+        changes = split_sections(parse_set(set_values))
+        for key, value in changes["overrides"].items():
             if overrides.get(key) is not None:
                 raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
             overrides[key] = value
-        job = build_run(preset, model, data, val_data, output, name, overrides, run)
+        if degradation is not None:
+            changes["degradation"].setdefault("type", degradation)
+        job = build_run(
+            preset, model, data, val_data, output, name, overrides, run,
+            degradation=changes["degradation"], adversarial=changes["adversarial"],
+        )  # fmt: skip
+        base = job.experiment.adversarial and job.experiment.adversarial.base
+        if base and pretrained is None:
+            raise ConfigError(
+                f"{job.experiment.preset} trains from a PSNR model: pass --pretrained with "
+                f"one, e.g. runs/{base}/model.pt from `claritycore {base}`"
+            )
         if pretrained is not None:
             read_pretrained(pretrained)  # a bad file fails before any extraction
         scale, workers = job.experiment.model.scale, job.options.loader_workers

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from claritycore.experiment import ExperimentConfig
+from claritycore.training.steps import Adversary
 from claritycore.weights import atomic_torch_save, read_torch_file, unwrap
 
 FORMAT = "claritycore-checkpoint"
@@ -95,12 +96,18 @@ def _as_tuples(value: Any) -> Any:
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def run_key(experiment: ExperimentConfig, seed: int, train_store: Path) -> str:
-    """What a checkpoint must match to be resumed: the config, the seed and the training data
-    (the store's index names every image, shape and extraction parameter)."""
+def run_key(
+    experiment: ExperimentConfig, seed: int, train_store: Path, pretrained: Path | None = None
+) -> str:
+    """What a checkpoint must match to be resumed: the config, the seed, the training data
+    (the store's index names every image, shape and extraction parameter) and the initial
+    weights (a GAN stage started from another PSNR model is another run)."""
     index = Path(train_store) / "index.json"
     data = hashlib.sha256(index.read_bytes()).hexdigest() if index.is_file() else str(train_store)
-    text = json.dumps({"config": experiment.config_hash(), "seed": seed, "data": data})
+    identity = {"config": experiment.config_hash(), "seed": seed, "data": data}
+    if pretrained is not None:
+        identity["pretrained"] = hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()
+    text = json.dumps(identity)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -116,6 +123,7 @@ def save(
     scaler: torch.amp.GradScaler,
     history: list[dict[str, float]],
     precision: str,
+    adversary: Adversary | None = None,
 ) -> Path:
     """Write the checkpoint for `step` atomically, then delete all but the newest `KEEP`.
 
@@ -138,6 +146,14 @@ def save(
         "rng": capture_rng(_device_of(model)),
         "history": history,
         "precision": precision,
+        # A GAN stage: the discriminator is trained state like the generator.
+        "discriminator": None
+        if adversary is None
+        else unwrap(adversary.discriminator).state_dict(),
+        "d_optimizer": None if adversary is None else adversary.optimizer.state_dict(),
+        "d_scaler": None
+        if adversary is None or not adversary.scaler.is_enabled()
+        else adversary.scaler.state_dict(),
     }
     atomic_torch_save(payload, path)
     for _, old in list_checkpoints(directory)[:-KEEP]:
@@ -188,6 +204,7 @@ def restore(
     ema: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
+    adversary: Adversary | None = None,
 ) -> tuple[int, list[dict[str, float]]]:
     """Load a checkpoint's state into the run's objects; returns (step, metric history)."""
     unwrap(model).load_state_dict(payload["model"])
@@ -198,5 +215,11 @@ def restore(
     optimizer.load_state_dict(payload["optimizer"])
     if payload["scaler"] is not None and scaler.is_enabled():
         scaler.load_state_dict(payload["scaler"])
+    if adversary is not None:
+        # `adversarial` is part of the config hash: a matching checkpoint has a discriminator.
+        unwrap(adversary.discriminator).load_state_dict(payload["discriminator"])
+        adversary.optimizer.load_state_dict(payload["d_optimizer"])
+        if payload["d_scaler"] is not None and adversary.scaler.is_enabled():
+            adversary.scaler.load_state_dict(payload["d_scaler"])
     restore_rng(payload["rng"], _device_of(model))
     return int(payload["step"]), list(payload["history"])

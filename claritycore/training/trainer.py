@@ -1,8 +1,14 @@
 """The training run, top to bottom: options, small helpers, then one loop.
 
-Data: `PairedPatchDataset` draws sample i as a pure function of (seed, i), and step k uses the
-global samples [k·B, (k+1)·B); DDP rank r of W takes its B/W slice of each. So resuming needs
-only the step, and 1 process with batch B sees the same samples as W processes with B/W.
+Data: the dataset draws sample i as a pure function of (seed, i), and step k uses the global
+samples [k·B, (k+1)·B); DDP rank r of W takes its B/W slice of each. So resuming needs only the
+step, and 1 process with batch B sees the same samples as W processes with B/W. With
+`realesrgan` degradation the loader yields HR crops and each sample's drawn degradation, and
+the LR is synthesised here, batched on the training device (per-batch choices are a pure
+function of (seed, step)).
+
+The step is `l1_step` or, for a GAN stage, `adversarial_step` (steps.py); the loop around them
+is the same.
 """
 
 from __future__ import annotations
@@ -10,21 +16,27 @@ from __future__ import annotations
 import copy
 import math
 import random
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from claritycore import interop, weights
 from claritycore.config import EvalOptions, RunOptions, TrainingConfig
+from claritycore.data import backbones
 from claritycore.data.benchmark_sets import hr_images
-from claritycore.data.dataset import PairedPatchDataset
+from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
+from claritycore.degradation import degrade, usm_sharp
 from claritycore.device import (
     PRECISION_DTYPES,
     cpu_has_native_bf16,
@@ -34,11 +46,14 @@ from claritycore.device import (
 from claritycore.errors import ConfigError, UserError
 from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoModel
+from claritycore.models.discriminators import build_discriminator
 from claritycore.scoring import COMPARISONS, load_references, score_set
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
 from claritycore.training.losses import LOSSES
+from claritycore.training.perceptual import PerceptualLoss
+from claritycore.training.steps import Adversary, Batch, adversarial_step, l1_step
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -132,6 +147,65 @@ def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
         ) from None
 
 
+def _batch_maker(
+    experiment: ExperimentConfig, seed: int, device: torch.device, channels_last: bool
+) -> Callable[[tuple, int], Batch]:
+    """The function that turns the loader's item for `step` into a `Batch` on the device:
+    the store's (LR, HR) pair, or for `realesrgan` the HR crops degraded here."""
+    degradation, scale = experiment.degradation, experiment.model.scale
+
+    def bicubic(item: tuple, step: int) -> Batch:
+        low_res, high_res = (_to_device(images, device, channels_last) for images in item)
+        return Batch(low_res, high_res, high_res, high_res)
+
+    def synthesised(item: tuple, step: int) -> Batch:
+        high_res, draws = _to_device(item[0], device, False), item[1]
+        low_res = degrade(high_res, draws.to(device), degradation, scale=scale, seed=seed,
+                          step=step)  # fmt: skip
+        sharp = usm_sharp(high_res)
+        targets = [sharp if flag else high_res for flag in (
+            degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)]  # fmt: skip
+        if channels_last:
+            low_res, *targets = (
+                t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
+            )
+        return Batch(low_res, *targets)
+
+    return bicubic if degradation.type == "bicubic" else synthesised
+
+
+def _build_adversary(
+    experiment: ExperimentConfig,
+    options: RunOptions,
+    device: torch.device,
+    use_scaler: bool,
+    wrap: Callable[[nn.Module], nn.Module],
+) -> tuple[Adversary, str | None]:
+    """The discriminator, its Adam and scaler, and the perceptual loss of a GAN stage, with the
+    sha256 of the VGG19 file used (None at perceptual weight 0). A missing or wrong VGG19
+    stops here, before any step."""
+    cfg = experiment.adversarial
+    perceptual, vgg_sha256 = None, None
+    if cfg.perceptual_weight > 0:
+        vgg_path = backbones.require("vgg19", options.vgg_weights)
+        vgg_sha256 = backbones.sha256(vgg_path)
+        perceptual = PerceptualLoss(cfg.perceptual_layers, vgg_path).to(device)
+    discriminator = build_discriminator(
+        cfg.discriminator, num_feat=cfg.d_num_feat, patch_size=experiment.training.patch_size
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    adversary = Adversary(discriminator, wrap(discriminator), optimizer, scaler, perceptual, cfg)
+    return adversary, vgg_sha256
+
+
+def _grads_found_inf(grads: list[torch.Tensor]) -> torch.Tensor:
+    """1.0 when any gradient holds inf/NaN, on the device, without a host sync."""
+    return (~torch.isfinite(torch.nn.utils.get_total_norm(grads))).float()
+
+
 def train(
     experiment: ExperimentConfig,
     *,
@@ -158,6 +232,26 @@ def train(
         distributed.spawn(_run, options.devices, args, cpu=cpu)
         return Path(output)
     return _run(*args)
+
+
+def finish_stage(
+    experiment: ExperimentConfig,
+    *,
+    base: Path,
+    output: Path,
+    live_dir: Path,
+    **train_args: Any,
+) -> Path:
+    """The pipeline's second stage: a GAN experiment trains from the first stage's model
+    `base` (`train_args` as for `train`); any other experiment's model is `base` itself,
+    copied to `output`, with an empty log in `live_dir` (the stage declares its files)."""
+    if experiment.adversarial is not None:
+        return train(experiment, output=output, live_dir=live_dir, pretrained=base, **train_args)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base, output)
+    (live_dir / "plots").mkdir(parents=True, exist_ok=True)
+    (live_dir / "metrics.json").write_text("{}\n")
+    return output
 
 
 def _run(
@@ -205,8 +299,16 @@ def _run(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )
     step, history = 0, []
-    key = checkpoint.run_key(experiment, options.seed, train_store)
+    key = checkpoint.run_key(experiment, options.seed, train_store, pretrained)
     checkpoint_dir = checkpoints / key
+
+    def wrap(module: nn.Module) -> nn.Module:
+        ids = [device.index] if on_cuda else None
+        return DistributedDataParallel(module, device_ids=ids) if dist.enabled else module
+
+    adversary, vgg_sha256 = None, None
+    if experiment.adversarial is not None:
+        adversary, vgg_sha256 = _build_adversary(experiment, options, device, use_scaler, wrap)
     state = checkpoint.load_latest(checkpoint_dir, key) if resume else None
     if state is not None and state["step"] >= cfg.steps:
         # A finished run is trained again when asked: DVC reruns `train` only when its code
@@ -215,7 +317,7 @@ def _run(
         state = None
     if state is not None:
         step, history = checkpoint.restore(
-            state, model=model, ema=ema, optimizer=optimizer, scaler=scaler
+            state, model=model, ema=ema, optimizer=optimizer, scaler=scaler, adversary=adversary
         )
         console.print(f"resuming from step {step:,} ({checkpoint_dir})")
         del state
@@ -240,22 +342,37 @@ def _run(
         step_model = DistributedDataParallel(
             step_model, device_ids=[device.index] if on_cuda else None, gradient_as_bucket_view=True
         )
-    dataset = PairedPatchDataset(
-        train_store, patch_size=cfg.patch_size, seed=options.seed, length=cfg.steps * cfg.batch_size
-    )
+    length, synthesised = cfg.steps * cfg.batch_size, experiment.degradation.type != "bicubic"
+    dataset = (
+        HRPatchDataset(train_store, patch_size=cfg.patch_size, seed=options.seed, length=length,
+                       degradation=experiment.degradation)
+        if synthesised
+        else PairedPatchDataset(train_store, patch_size=cfg.patch_size, seed=options.seed,
+                                length=length)
+    )  # fmt: skip
+    make_batch = _batch_maker(experiment, options.seed, device, channels_last)
     loader = DataLoader(
         dataset,
         batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
         num_workers=options.loader_workers,
         pin_memory=on_cuda,
         prefetch_factor=4 if options.loader_workers else None,
+        collate_fn=getattr(dataset, "collate", None),
     )
     loss_fn = LOSSES[cfg.loss]
+    if adversary is None:
+        run_step = partial(l1_step, step_model, loss_fn=loss_fn, autocast=autocast, scaler=scaler)
+    else:
+        run_step = partial(
+            adversarial_step, step_model, adversary=adversary, autocast=autocast, scaler=scaler,
+            found_inf=_grads_found_inf,
+        )  # fmt: skip
     params = list(model.parameters())
     update_ema = ema_updater(ema, model, cfg.ema_decay) if ema is not None else None
     # Device-side accumulators: read back only at log time, so steps never wait on the host.
     zero = torch.zeros((), device=device)
-    loss_sum, good_steps, streak, worst = zero.clone(), zero.clone(), zero.clone(), zero.clone()
+    good_steps, streak, worst = zero.clone(), zero.clone(), zero.clone()
+    loss_sums: dict[str, torch.Tensor] = {}
     last_saved: Path | None = None
 
     def check_finite() -> None:
@@ -286,16 +403,16 @@ def _run(
     start_step, run_start = step, time.perf_counter()
     model.train()
     with progress:
-        for low_res, high_res in loader:
-            low_res = _to_device(low_res, device, channels_last)
-            high_res = _to_device(high_res, device, channels_last)
+        for item in loader:
+            batch = make_batch(item, step)
             learning_rate = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
-            with autocast:
-                sr = step_model(low_res)
-            loss = loss_fn(sr.float(), high_res)
-            scaler.scale(loss).backward()
+            if adversary is not None:
+                # The discriminator follows the generator's schedule at its own peak.
+                for group in adversary.optimizer.param_groups:
+                    group["lr"] = learning_rate * adversary.config.d_lr / cfg.lr
+            losses = run_step(batch)
             scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true gradients
             if cfg.grad_clip is None:
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
@@ -307,7 +424,9 @@ def _run(
             optimizer.zero_grad(set_to_none=True)
             if update_ema is not None:
                 update_ema(step)
-            loss_sum += torch.where(found_inf > 0, 0.0, loss.detach().float())
+            for name, value in losses.items():
+                kept = torch.where(found_inf > 0, 0.0, value.float())
+                loss_sums[name] = loss_sums[name] + kept if name in loss_sums else kept
             good_steps += 1 - found_inf
             streak.mul_(found_inf).add_(found_inf)
             torch.maximum(worst, streak, out=worst)
@@ -318,8 +437,9 @@ def _run(
                 check_finite()
                 now = time.perf_counter()
                 # Every rank reaches this step: average the loss sums over the global batch.
-                sums = distributed.mean_over_ranks(torch.stack([loss_sum, good_steps]), dist)
-                total, good = sums.tolist()
+                names = list(loss_sums)
+                stacked = torch.stack([*(loss_sums[n] for n in names), good_steps])
+                *totals, good = distributed.mean_over_ranks(stacked, dist).tolist()
                 elapsed, done = now - tick - paused, step - window_start
                 row = {
                     "train/lr": learning_rate,
@@ -328,11 +448,14 @@ def _run(
                     "train/step_ms": 1000 * elapsed / done,
                     "train/skipped_steps": done - good,
                 }
+                if adversary is not None:
+                    row["train/lr_d"] = learning_rate * adversary.config.d_lr / cfg.lr
                 if good:
-                    row["train/loss"] = total / good
+                    means = zip(names, (total / good for total in totals), strict=True)
+                    row |= {f"train/{name}": mean for name, mean in means}
                 log.log(step, row)
                 progress.update(task, description=f"loss {row.get('train/loss', math.nan):.4f}")
-                loss_sum.zero_(), good_steps.zero_()
+                loss_sums.clear(), good_steps.zero_()
                 window_start, tick, paused = step, time.perf_counter(), 0.0
             if step % options.val_every == 0 or step == cfg.steps:
                 started = time.perf_counter()
@@ -358,7 +481,7 @@ def _run(
                     last_saved = checkpoint.save(
                         checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
                         ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
-                        precision=precision,
+                        precision=precision, adversary=adversary,
                     )  # fmt: skip
                 paused += time.perf_counter() - started
 
@@ -366,7 +489,7 @@ def _run(
         final = ema if ema is not None else model
         weights.save_model(
             output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None,
-            precision=precision,
+            precision=precision, vgg19_sha256=vgg_sha256,
         )  # fmt: skip
         if not options.keep_checkpoints:
             checkpoint.remove(checkpoint_dir)  # only disk space now: a finished run is not resumed

@@ -1,0 +1,47 @@
+"""`python -m stages.adversarial`: the experiment's second stage (`build/config.yaml`).
+
+A GAN preset trains its generator from models/base.pt (the PSNR stage) against a
+discriminator; any other experiment's model is the first stage's, copied. Writes
+models/model.pt (what evaluate scores) and dvclive-adversarial/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from claritycore.config import DataParams, RunOptions, load_params, read_section
+from claritycore.data.store import pipeline_store
+from claritycore.errors import exit_on_user_error
+from claritycore.experiment import read_resolved
+from claritycore.training import finish_stage
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file."),
+    config: Path = typer.Option(Path("build/config.yaml"), help="The resolved experiment."),
+) -> None:
+    """Train the GAN stage from models/base.pt, or take that model as it is."""
+    with exit_on_user_error("adversarial failed"):
+        settings = load_params(params)
+        data = read_section(settings, "data", DataParams)
+        options = read_section(settings, "train", RunOptions)
+        experiment = read_resolved(config)
+        finish_stage(
+            experiment,
+            base=Path("models/base.pt"),
+            train_store=pipeline_store(experiment.model.scale),
+            val_dir=Path("data/raw") / data.source / "valid",
+            output=Path("models/model.pt"),
+            checkpoints=Path("checkpoints"),
+            options=options,
+            live_dir=Path("dvclive-adversarial"),
+        )
+
+
+if __name__ == "__main__":
+    app()
