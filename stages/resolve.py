@@ -49,7 +49,12 @@ def main(
     Console(stderr=True).print(
         f"resolved [bold]{experiment.preset}[/bold] -> {output} (hash "
         f"{experiment.config_hash()}): x{model.scale}, {training.steps} steps, batch "
-        f"{training.batch_size}, patch {training.patch_size}, lr {training.lr:g}",
+        f"{training.batch_size}, patch {training.patch_size}, lr {training.lr:g}"
+        + (
+            f"; its PSNR stage {first.preset} -> {base} (hash {first.config_hash()})"
+            if first is not experiment
+            else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )

@@ -13,15 +13,18 @@ import yaml
 from claritycore import config as config_module
 from claritycore.config import (
     SECTIONS,
+    AdversarialConfig,
     DataParams,
+    DegradationConfig,
     ExperimentParams,
     RunOptions,
+    TrainingConfig,
     load_params,
     read_experiment_params,
     read_section,
 )
 from claritycore.errors import ConfigError
-from claritycore.schema import as_dict
+from claritycore.schema import as_dict, field_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +40,22 @@ def test_params_yaml_documents_every_default(section):
 def test_params_yaml_top_level_is_the_default_experiment():
     params = load_params(ROOT / "params.yaml")
     assert read_experiment_params(params).preset == ExperimentParams().preset
-    assert set(params) == {"preset", "overrides", *SECTIONS}
+    assert set(params) == {
+        "preset", "overrides", "degradation", "adversarial", "base_overrides", *SECTIONS
+    }  # fmt: skip
+
+
+def test_params_yaml_lists_every_experiment_section_key_as_null():
+    """Each key `dvc exp run -S` may set: every degradation field, every adversarial field but
+    the preset's base, every training field of the base stage; null keeps the preset's value."""
+    params = load_params(ROOT / "params.yaml")
+    expected = {
+        "degradation": field_names(DegradationConfig),
+        "adversarial": [k for k in field_names(AdversarialConfig) if k != "base"],
+        "base_overrides": field_names(TrainingConfig),
+    }
+    for section, keys in expected.items():
+        assert params[section] == dict.fromkeys(keys), section
 
 
 @pytest.mark.parametrize(
@@ -92,7 +110,9 @@ def _stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
         ("fetch", [], {"data": {"source": "web"}}, "fetch failed: data.source is 'web'"),
         ("extract", ["--scale", "4"], {"extract": {"workers": 0}}, "extract failed: extract."),
         ("train", [], {"train": {"precision": "int8"}}, "train failed: train.precision"),
-        ("train", [], {}, "train failed: build/config.yaml not found"),
+        ("train", [], {}, "train failed: build/base.yaml not found"),
+        ("adversarial", [], {}, "adversarial failed: build/config.yaml not found"),
+        ("adversarial", [], {"train": {"vgg_weights": 3}}, "adversarial failed: train.vgg_"),
         ("evaluate", [], {"evaluate": {"tile": -1}}, "evaluate failed: evaluate.tile"),
         ("resolve", [], {"preset": "rrdbnetx5"}, "resolve failed: unknown preset 'rrdbnetx5'"),
     ],
@@ -114,7 +134,7 @@ def test_stale_resolved_config_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     config = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
     config["training"]["steps"] = 7
-    (tmp_path / "build" / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "build" / "base.yaml").write_text(yaml.safe_dump(config))
     proc = _stage("train", tmp_path)
     assert proc.returncode == 2
     assert "is stale (its config_hash differs); run `dvc repro resolve`" in proc.stderr

@@ -6,6 +6,9 @@ updates the discriminator, as BasicSR's `ESRGANModel`/`RealESRGANModel.optimize_
 the generator's GAN loss is taken against a frozen discriminator, then the discriminator is
 trained on the HR (real) and the detached output (fake). Each returns its loss terms as device
 tensors, which the loop sums and logs without a host sync.
+
+`batch_maker` turns the loader's items into `Batch`es (synthesising the LR where the degradation
+asks for it) and `build_adversary` builds what the GAN step needs from the config.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claritycore.config import AdversarialConfig
+from claritycore.config import AdversarialConfig, RunOptions
+from claritycore.data import backbones
+from claritycore.degradation import degrade, usm_sharp
+from claritycore.experiment import ExperimentConfig
+from claritycore.models.discriminators import build_discriminator
 from claritycore.training.gan_losses import discriminator_gan_loss, generator_gan_loss
+from claritycore.training.perceptual import PerceptualLoss
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,68 @@ def adversarial_step(
         "d_real": real_logits.detach().mean(),
         "d_fake": fake_logits.detach().mean(),
     }
+
+
+def batch_maker(
+    experiment: ExperimentConfig, seed: int, device: torch.device, channels_last: bool
+) -> Callable[[tuple, int], Batch]:
+    """The function that turns the loader's item for `step` into a `Batch` on the device:
+    the store's (LR, HR) pair, or for `realesrgan` the HR crops degraded here."""
+    degradation, scale = experiment.degradation, experiment.model.scale
+
+    def bicubic(item: tuple, step: int) -> Batch:
+        low_res, high_res = (to_device(images, device, channels_last) for images in item)
+        return Batch(low_res, high_res, high_res, high_res)
+
+    def synthesised(item: tuple, step: int) -> Batch:
+        high_res, draws = to_device(item[0], device, False), item[1]
+        low_res = degrade(high_res, draws.to(device), degradation, scale=scale, seed=seed,
+                          step=step)  # fmt: skip
+        sharp = usm_sharp(high_res)
+        targets = [sharp if flag else high_res for flag in (
+            degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)]  # fmt: skip
+        if channels_last:
+            low_res, *targets = (
+                t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
+            )
+        return Batch(low_res, *targets)
+
+    return bicubic if degradation.type == "bicubic" else synthesised
+
+
+def build_adversary(
+    experiment: ExperimentConfig,
+    options: RunOptions,
+    device: torch.device,
+    use_scaler: bool,
+    wrap: Callable[[nn.Module], nn.Module],
+) -> tuple[Adversary, str | None]:
+    """The discriminator, its Adam and scaler, and the perceptual loss of a GAN stage, with the
+    sha256 of the VGG19 file used (None at perceptual weight 0). A missing or wrong VGG19
+    stops here, before any step."""
+    cfg = experiment.adversarial
+    perceptual, vgg_sha256 = None, None
+    if cfg.perceptual_weight > 0:
+        vgg_path = backbones.require("vgg19", options.vgg_weights)
+        vgg_sha256 = backbones.sha256(vgg_path)
+        perceptual = PerceptualLoss(cfg.perceptual_layers, vgg_path).to(device)
+    discriminator = build_discriminator(
+        cfg.discriminator, num_feat=cfg.d_num_feat, patch_size=experiment.training.patch_size
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    adversary = Adversary(discriminator, wrap(discriminator), optimizer, scaler, perceptual, cfg)
+    return adversary, vgg_sha256
+
+
+def grads_found_inf(grads: list[torch.Tensor]) -> torch.Tensor:
+    """1.0 when any gradient holds inf/NaN, on the device, without a host sync."""
+    return (~torch.isfinite(torch.nn.utils.get_total_norm(grads))).float()
+
+
+def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 batch → float [0, 1] on the device; the copy is a quarter of a float32 one."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images

@@ -18,7 +18,7 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from claritycore import interop, weights
 from claritycore.config import EvalOptions, RunOptions, TrainingConfig
-from claritycore.data import backbones
 from claritycore.data.benchmark_sets import hr_images
 from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
-from claritycore.degradation import degrade, usm_sharp
 from claritycore.device import (
     PRECISION_DTYPES,
     cpu_has_native_bf16,
@@ -46,14 +44,18 @@ from claritycore.device import (
 from claritycore.errors import ConfigError, UserError
 from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoModel
-from claritycore.models.discriminators import build_discriminator
 from claritycore.scoring import COMPARISONS, load_references, score_set
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
 from claritycore.training.losses import LOSSES
-from claritycore.training.perceptual import PerceptualLoss
-from claritycore.training.steps import Adversary, Batch, adversarial_step, l1_step
+from claritycore.training.steps import (
+    adversarial_step,
+    batch_maker,
+    build_adversary,
+    grads_found_inf,
+    l1_step,
+)
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -111,12 +113,6 @@ class StepBatches(Sampler[list[int]]):
         return self.steps - self.start
 
 
-def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 batch → float [0, 1] on the device; the copy is a quarter of a float32 one."""
-    images = images.to(device, non_blocking=True).float().div_(255)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
 def _optimizer_step(optimizer: torch.optim.Optimizer, scaler, found_inf: torch.Tensor) -> None:
     """Step unless the gradients hold inf/NaN, without a host sync: the fused Adam kernel reads
     `found_inf` on the device (the protocol GradScaler itself uses)."""
@@ -145,65 +141,6 @@ def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
             f"--pretrained {path} holds {pretrained.config}, which does not fit this run's "
             f"{model.config}; pick weights of the same architecture"
         ) from None
-
-
-def _batch_maker(
-    experiment: ExperimentConfig, seed: int, device: torch.device, channels_last: bool
-) -> Callable[[tuple, int], Batch]:
-    """The function that turns the loader's item for `step` into a `Batch` on the device:
-    the store's (LR, HR) pair, or for `realesrgan` the HR crops degraded here."""
-    degradation, scale = experiment.degradation, experiment.model.scale
-
-    def bicubic(item: tuple, step: int) -> Batch:
-        low_res, high_res = (_to_device(images, device, channels_last) for images in item)
-        return Batch(low_res, high_res, high_res, high_res)
-
-    def synthesised(item: tuple, step: int) -> Batch:
-        high_res, draws = _to_device(item[0], device, False), item[1]
-        low_res = degrade(high_res, draws.to(device), degradation, scale=scale, seed=seed,
-                          step=step)  # fmt: skip
-        sharp = usm_sharp(high_res)
-        targets = [sharp if flag else high_res for flag in (
-            degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)]  # fmt: skip
-        if channels_last:
-            low_res, *targets = (
-                t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
-            )
-        return Batch(low_res, *targets)
-
-    return bicubic if degradation.type == "bicubic" else synthesised
-
-
-def _build_adversary(
-    experiment: ExperimentConfig,
-    options: RunOptions,
-    device: torch.device,
-    use_scaler: bool,
-    wrap: Callable[[nn.Module], nn.Module],
-) -> tuple[Adversary, str | None]:
-    """The discriminator, its Adam and scaler, and the perceptual loss of a GAN stage, with the
-    sha256 of the VGG19 file used (None at perceptual weight 0). A missing or wrong VGG19
-    stops here, before any step."""
-    cfg = experiment.adversarial
-    perceptual, vgg_sha256 = None, None
-    if cfg.perceptual_weight > 0:
-        vgg_path = backbones.require("vgg19", options.vgg_weights)
-        vgg_sha256 = backbones.sha256(vgg_path)
-        perceptual = PerceptualLoss(cfg.perceptual_layers, vgg_path).to(device)
-    discriminator = build_discriminator(
-        cfg.discriminator, num_feat=cfg.d_num_feat, patch_size=experiment.training.patch_size
-    ).to(device)
-    optimizer = torch.optim.Adam(
-        discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    adversary = Adversary(discriminator, wrap(discriminator), optimizer, scaler, perceptual, cfg)
-    return adversary, vgg_sha256
-
-
-def _grads_found_inf(grads: list[torch.Tensor]) -> torch.Tensor:
-    """1.0 when any gradient holds inf/NaN, on the device, without a host sync."""
-    return (~torch.isfinite(torch.nn.utils.get_total_norm(grads))).float()
 
 
 def train(
@@ -308,7 +245,7 @@ def _run(
 
     adversary, vgg_sha256 = None, None
     if experiment.adversarial is not None:
-        adversary, vgg_sha256 = _build_adversary(experiment, options, device, use_scaler, wrap)
+        adversary, vgg_sha256 = build_adversary(experiment, options, device, use_scaler, wrap)
     state = checkpoint.load_latest(checkpoint_dir, key) if resume else None
     if state is not None and state["step"] >= cfg.steps:
         # A finished run is trained again when asked: DVC reruns `train` only when its code
@@ -350,7 +287,7 @@ def _run(
         else PairedPatchDataset(train_store, patch_size=cfg.patch_size, seed=options.seed,
                                 length=length)
     )  # fmt: skip
-    make_batch = _batch_maker(experiment, options.seed, device, channels_last)
+    make_batch = batch_maker(experiment, options.seed, device, channels_last)
     loader = DataLoader(
         dataset,
         batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
@@ -365,7 +302,7 @@ def _run(
     else:
         run_step = partial(
             adversarial_step, step_model, adversary=adversary, autocast=autocast, scaler=scaler,
-            found_inf=_grads_found_inf,
+            found_inf=grads_found_inf,
         )  # fmt: skip
     params = list(model.parameters())
     update_ema = ema_updater(ema, model, cfg.ema_decay) if ema is not None else None
