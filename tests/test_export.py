@@ -1,6 +1,6 @@
 """Exports: what spandrel 0.4.2 and BasicSR 1.4.2 computed from them (golden outputs made by
 those tools: tests/fixtures/README.md); refusals of what a tool would load wrong, as measured;
-the README's interop table is the measured one; round trips of every format."""
+docs/interop.md's table is the measured one; round trips of every format."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from claritycore.weights import save_model
 from tests.test_interop import assert_same_model, formula_state, tiny
 
 FIXTURES = Path(__file__).parent / "fixtures"
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+INTEROP_PAGE = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
 MEASURED = json.loads((FIXTURES / "interop_measured.json").read_text())
 
 GOLDEN = np.load(FIXTURES / "tools_golden.npz")
@@ -78,7 +78,7 @@ def _cell(measured: list[str]) -> str:
 
 
 def interop_table() -> str:
-    """The README's interop table, from the measurements and `check_export`."""
+    """docs/interop.md's table, from the measurements and `check_export`."""
     lines = [
         "| preset / config | format | spandrel 0.4.2 (chaiNNer) | BasicSR 1.4.2 RRDBNet "
         "(Real-ESRGAN) | `claritycore export` |",
@@ -95,10 +95,11 @@ def interop_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_interop_table_is_the_measured_one() -> None:
-    match = re.search(r"<!-- interop-table[^>]*-->\n(.*?)\n<!-- /interop-table -->", README, re.S)
-    assert match, "README.md lost its interop-table markers"
-    assert match.group(1) == interop_table(), "README's interop table is stale"
+def test_interop_page_table_is_the_measured_one() -> None:
+    markers = r"<!-- interop-table[^>]*-->\n(.*?)\n<!-- /interop-table -->"
+    match = re.search(markers, INTEROP_PAGE, re.S)
+    assert match, "docs/interop.md lost its interop-table markers"
+    assert match.group(1) == interop_table(), "docs/interop.md's interop table is stale"
 
 
 # ---- Exports ----------------------------------------------------------------------------------

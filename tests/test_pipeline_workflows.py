@@ -1,5 +1,6 @@
-"""The README's workflows beyond the first runs, with DVC for real: recovering from a failed
-`dvc exp run`, sharing experiments through a remote, offline charts, a readable `dvc exp show`.
+"""The documented workflows beyond the first runs, with DVC for real: recovering from a failed
+`dvc exp run`, sharing experiments through a remote (docs/training.md), offline charts,
+benchmark sets (docs/benchmarks.md) and README command 1's readable `dvc exp show`.
 
 Runs in the session's shared repository after tests/test_pipeline_e2e.py (see tests/conftest.py).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -16,14 +18,15 @@ from PIL import Image
 
 from tests.pipeline_repo import ROOT, Repo, set_args
 from tests.test_plots import external_urls
+from tests.test_readme import command_1
 
-README = (ROOT / "README.md").read_text()
+TRAINING_PAGE = (ROOT / "docs" / "training.md").read_text()
 
 
-def readme_section(title: str) -> str:
-    """The README text under the heading `title`, up to the next heading."""
-    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^#+ )", README, re.S | re.M)
-    assert match, f"README has no section {title!r}"
+def training_section(title: str) -> str:
+    """docs/training.md's text under the heading `title`, up to the next heading."""
+    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^#+ )", TRAINING_PAGE, re.S | re.M)
+    assert match, f"docs/training.md has no section {title!r}"
     return match.group(1)
 
 
@@ -36,8 +39,8 @@ def good(repo: Repo) -> str:
 
 
 @pytest.mark.e2e
-def test_failed_run_is_undone_by_the_readme_recipe(repo: Repo, good: str, tmp_path):
-    recipe = readme_section("When a run fails")
+def test_failed_run_is_undone_by_the_documented_recipe(repo: Repo, good: str, tmp_path):
+    recipe = training_section("When a run fails")
     assert "dvc exp apply <experiment>" in recipe
     repo.dvc("exp", "apply", good)
     config = (repo.path / "build" / "config.yaml").read_text()
@@ -71,14 +74,14 @@ def test_failed_run_is_undone_by_the_readme_recipe(repo: Repo, good: str, tmp_pa
 
 
 @pytest.mark.e2e
-def test_readme_compact_exp_show_fits_120_columns(repo: Repo, good: str):
-    """README command 1's headline table: the command as the README writes it, its columns, and
-    no config hash or diagnostic among what DVC shows as params and metrics."""
-    command = re.search(r"^dvc exp show --drop '\.\*' --keep '([^']+)'$", README, re.M)
-    assert command, "README has no compact `dvc exp show` command"
+def test_readme_command_1_table_fits_120_columns(repo: Repo, good: str):
+    """The headline table README command 1 ends with: that exact command, its columns, and no
+    config hash or diagnostic among what DVC shows as params and metrics."""
+    program, *args = shlex.split(command_1()[-1])
+    assert program == "dvc" and args[:2] == ["exp", "show"], args
     env = {**repo.env, "COLUMNS": "120"}
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--drop", ".*", "--keep", command.group(1)],
+        [sys.executable, "-m", "dvc", *args],
         cwd=repo.path, env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     lines = proc.stdout.rstrip().splitlines()
@@ -137,9 +140,10 @@ def test_claritycore_plots_draws_pngs(repo: Repo, good: str):
 
 @pytest.mark.e2e
 def test_remote_recipe_moves_an_experiment_to_a_second_clone(repo: Repo, good: str, tmp_path):
-    """README "Share data and experiments", with a local DVC remote and a bare git repository.
+    """docs/training.md "Share data and experiments", with a local DVC remote and a bare git
+    repository.
     Last in this module: it commits, so later experiments would have a new baseline."""
-    recipe = readme_section("Share data and experiments")
+    recipe = training_section("Share data and experiments")
     for step in ("git commit .dvc/config", "dvc exp push origin", "dvc exp pull origin"):
         assert step in recipe, step
     storage, origin = tmp_path / "storage", tmp_path / "origin.git"
@@ -178,7 +182,7 @@ def _small_copies(folder, count: int) -> list:
 
 @pytest.mark.e2e
 def test_benchmark_sets_add_per_set_columns(repo: Repo, good: str, tmp_path):
-    """README "Benchmarks": two sets in two layouts; only evaluate re-runs."""
+    """docs/benchmarks.md: two sets in two layouts; only evaluate re-runs."""
     five = _small_copies(repo.path / "data" / "benchmarks" / "Set5", 2)  # flat
     fourteen = _small_copies(repo.path / "data" / "benchmarks" / "Set14" / "GTmod12", 3)
     args = set_args(preset="rrdbnet-litex2")
