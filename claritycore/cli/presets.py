@@ -11,7 +11,20 @@ from rich.console import Console
 from rich.table import Table
 
 from claritycore.models import AutoConfig
-from claritycore.presets import PRESETS
+from claritycore.presets import PRESETS, Preset
+
+
+def objective(preset: Preset) -> str:
+    """What a preset's training minimises, in short: `L1`, or a GAN stage's weighted terms."""
+    adversarial = preset.adversarial
+    if adversarial is None:
+        return preset.training.loss.upper()
+    terms = [f"L1 {adversarial.pixel_weight:g}"]
+    if adversarial.perceptual_weight:
+        terms.append(f"VGG {adversarial.perceptual_weight:g}")
+    gan = {"ragan": "RaGAN", "vanilla": "GAN"}[adversarial.gan_type]
+    terms.append(f"{gan} {adversarial.gan_weight:g}")
+    return " + ".join(terms)
 
 
 def preset_rows() -> list[dict[str, Any]]:
@@ -33,9 +46,13 @@ def preset_rows() -> list[dict[str, Any]]:
                 "batch_size": training.batch_size,
                 "patch_size": training.patch_size,
                 "lr": training.lr,
-                "loss": training.loss,
+                "loss": objective(preset),
                 "amp": training.amp,
                 "ema": training.ema,
+                "degradation": preset.degradation.type,
+                "discriminator": preset.adversarial and preset.adversarial.discriminator,
+                "from": preset.adversarial and preset.adversarial.base,
+                "notes": preset.notes,
             }
         )
     return rows
@@ -45,16 +62,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The preset table as Markdown: README.md embeds it, and a test keeps the two equal."""
     lines = [
         "| preset | scale | features | blocks | growth | params | steps | batch | patch | lr "
-        "| loss | AMP | EMA |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loss | AMP | EMA | LR made by | from |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: dict[str, list[str]] = {}  # note -> the presets it is about, in table order
     for row in rows:
         cells = [f"`{row['name']}`", f"{row['scale']}×", row["num_feat"], row["num_block"]]
         cells += [row["num_grow_ch"], f"{row['params']:,}", f"{row['steps']:,}"]
         cells += [row["batch_size"], f"{row['patch_size']}²", f"{row['lr']:g}"]
-        cells += [row["loss"].upper(), "✓" if row["amp"] else "✗", "✓" if row["ema"] else "✗"]
+        cells += [row["loss"], "✓" if row["amp"] else "✗", "✓" if row["ema"] else "✗"]
+        cells += [row["degradation"], f"`{row['from']}`" if row["from"] else ""]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines)
+        if row["notes"]:
+            notes.setdefault(row["notes"], []).append(f"`{row['name']}`")
+    notes_lines = [f"- {', '.join(names)}: {note}." for note, names in notes.items()]
+    return "\n".join(lines + ([""] + notes_lines if notes_lines else []))
 
 
 def presets_command(
@@ -71,7 +93,7 @@ def presets_command(
         return
     table = Table(title="ClarityCore presets", box=box.SIMPLE_HEAD)
     columns = ["preset", "model", "scale", "features", "blocks", "growth", "params"]
-    columns += ["steps", "batch", "patch", "lr", "loss", "AMP", "EMA"]
+    columns += ["steps", "batch", "patch", "lr", "loss", "AMP", "EMA", "LR", "from"]
     for column in columns:
         justify = "left" if column in ("preset", "model", "loss") else "right"
         table.add_column(column, justify=justify, no_wrap=True)
@@ -88,10 +110,12 @@ def presets_command(
             str(row["batch_size"]),
             str(row["patch_size"]),
             f"{row['lr']:g}",
-            row["loss"].upper(),
+            row["loss"],
             "✓" if row["amp"] else "✗",
             "✓" if row["ema"] else "✗",
+            row["degradation"],
+            row["from"] or "",
         )
-    # Piped output defaults to 80 columns, too narrow for fourteen columns (~130 wide).
+    # Piped output defaults to 80 columns, too narrow for sixteen columns (~190 wide).
     console = Console()
-    Console(width=max(console.width, 140)).print(table)
+    Console(width=max(console.width, 200)).print(table)
