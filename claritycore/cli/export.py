@@ -25,7 +25,7 @@ def export_command(
     """Export weights for other tools: BasicSR/Real-ESRGAN .pth, safetensors or ONNX.
 
     A file that spandrel (chaiNNer) or BasicSR would load into a different model, or that
-    neither loads, is refused with what to do instead; the README's interop table lists
+    neither loads, is refused with what to do instead; docs/interop.md's table lists
     every case."""
     console = Console()
     with exit_on_user_error("error"):
