@@ -29,17 +29,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _conv_indices() -> dict[str, int]:
-    """BasicSR's layer name (conv1_1 ... conv5_4) -> index of that conv in `features`."""
-    indices = [i for i, step in enumerate(_plan_modules()) if step == "conv"]
-    return dict(zip(VGG19_LAYERS, indices, strict=True))
-
-
-def _plan_modules() -> list[str]:
-    """torchvision's `features` order: each conv is followed by its ReLU."""
-    kinds = []
+    """BasicSR's layer name (conv1_1 ... conv5_4) -> index of that conv in `features`, where
+    each conv is followed by its ReLU and each "M" is one max-pool."""
+    indices, index = [], 0
     for step in VGG19_PLAN:
-        kinds += ["pool"] if step == "M" else ["conv", "relu"]
-    return kinds
+        if step != "M":
+            indices.append(index)
+        index += 1 if step == "M" else 2
+    return dict(zip(VGG19_LAYERS, indices, strict=True))
 
 
 CONV_INDEX = _conv_indices()
