@@ -98,7 +98,7 @@ def test_verify_checks_size_then_hash_and_sees_a_rewritten_file(tmp_path, monkey
     assert verify(path, "vgg19").startswith("sha256 is ")
 
 
-def test_fetch_downloads_verifies_and_reuses(tmp_path, monkeypatch):
+def test_fetch_downloads_verifies_and_reuses(tmp_path, monkeypatch, places):
     server = Server({"vgg19-dcbb9e9d.pth": PAYLOAD}, cut_first=1000)
     try:
         _fake_entry(monkeypatch, PAYLOAD, server.url + "vgg19-dcbb9e9d.pth")
@@ -112,7 +112,7 @@ def test_fetch_downloads_verifies_and_reuses(tmp_path, monkeypatch):
         server.close()
 
 
-def test_fetch_refuses_a_corrupt_download(tmp_path, monkeypatch):
+def test_fetch_refuses_a_corrupt_download(tmp_path, monkeypatch, places):
     served = bytes(reversed(PAYLOAD))
     server = Server({"vgg19-dcbb9e9d.pth": served})
     try:
@@ -132,3 +132,12 @@ def test_fetch_offline_says_where_to_put_the_file(tmp_path, monkeypatch, places)
     with pytest.raises(UnreachableError, match=r"cannot reach .*Offline: get vgg19-dcbb9e9d.pth"):
         fetch("vgg19", tmp_path / "weights", FAST)
     assert backbones.locate("vgg19") is None
+
+
+def test_fetch_copies_a_verified_hub_file_without_network(tmp_path, monkeypatch, places):
+    hub, _ = places
+    _fake_entry(monkeypatch, PAYLOAD)  # its URL is a closed port: any download would fail
+    _put(hub, BACKBONES["vgg19"].file, PAYLOAD)
+    path = fetch("vgg19", tmp_path / "weights", FAST)
+    assert path == tmp_path / "weights" / "vgg19-dcbb9e9d.pth" and path.read_bytes() == PAYLOAD
+    assert not path.is_symlink() and verify(path, "vgg19") is None

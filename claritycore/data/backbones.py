@@ -71,12 +71,21 @@ def backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
+def _key(path: Path) -> tuple[str, int, int]:
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _remember(path: Path, sha256: str) -> None:
+    """Record a digest just checked, so the next verify of the same file costs nothing."""
+    _DIGESTS[_key(path)] = sha256
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of `path`, computed once per (path, size, mtime) in this process."""
-    stat = Path(path).stat()
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    key = _key(path)
     if key not in _DIGESTS:
-        if stat.st_size > 64 << 20:
+        if key[1] > 64 << 20:
             with progress_bar() as progress:
                 _DIGESTS[key] = sha256_file(Path(path), progress)
         else:
@@ -135,8 +144,9 @@ def require(name: str, path: Path | None = None) -> Path:
 def fetch(
     name: str, dest_dir: Path = PIPELINE_WEIGHTS, policy: DownloadPolicy = DownloadPolicy()
 ) -> Path:
-    """Download `name` into `dest_dir` (resumable via `<file>.part`, renamed into place only
-    once size and sha256 match); an already verified file there is kept. Returns its path."""
+    """Put the verified file `name` in `dest_dir` and return its path: a verified file there is
+    kept; one in torch's hub cache is copied (no network needed); otherwise it is downloaded
+    (resumable via `<file>.part`, renamed into place only once size and sha256 match)."""
     spec = backbone(name)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +157,12 @@ def fetch(
             return target
         target.unlink()
     part = target.with_name(spec.file + ".part")
+    cached = search_paths(name)[0]
+    if cached.is_file() and verify(cached, name) is None:
+        shutil.copyfile(cached, part)
+        part.replace(target)
+        _remember(target, spec.sha256)
+        return target
     needed = spec.size - (part.stat().st_size if part.exists() else 0)
     free = shutil.disk_usage(dest_dir).free
     if free < needed:
@@ -158,6 +174,5 @@ def fetch(
             download(spec.url, target, Archive(spec.size, spec.sha256, split=""), policy, progress)
         except UnreachableError as exc:
             raise UnreachableError(f"{exc}. Offline: {_placement_help(spec, name)}") from None
-    stat = target.stat()  # download() checked the sha256: remember it
-    _DIGESTS[(str(target.resolve()), stat.st_size, stat.st_mtime_ns)] = spec.sha256
+    _remember(target, spec.sha256)  # download() checked it
     return target
