@@ -59,7 +59,7 @@ BACKBONES: dict[str, Backbone] = {
     ),
 }
 
-# sha256 by (resolved path, size, mtime_ns): hashing 548 MB takes seconds, and one run asks
+# sha256 by (resolved path, size, mtime_ns): hashing 548 MB takes about 1 s, and one run asks
 # more than once (locate, verify, record in model.pt). A rewritten file changes size or mtime.
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
