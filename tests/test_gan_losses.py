@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claritycore.training.gan_losses import discriminator_gan_loss, generator_gan_loss
+from claritycore.training.gan_losses import (
+    discriminator_fake_loss,
+    discriminator_real_loss,
+    generator_gan_loss,
+)
+
+
+def discriminator_terms(kind, real, fake):
+    return discriminator_real_loss(kind, real, fake), discriminator_fake_loss(kind, fake, real)
 
 
 def _softplus(x: float) -> float:
@@ -40,7 +48,7 @@ def test_vanilla_by_hand():
     assert generator_gan_loss("vanilla", None, fake).item() == pytest.approx(
         _mean(_softplus(-f) for f in FAKE)
     )
-    real_term, fake_term = discriminator_gan_loss("vanilla", real, fake)
+    real_term, fake_term = discriminator_terms("vanilla", real, fake)
     assert real_term.item() == pytest.approx(_mean(_softplus(-r) for r in REAL))
     assert fake_term.item() == pytest.approx(_mean(_softplus(f) for f in FAKE))
     assert generator_gan_loss("vanilla", None, torch.zeros(4, 1, 8, 8)).item() == pytest.approx(
@@ -67,7 +75,7 @@ def test_ragan_generator_by_hand_with_gradient_through_both_fake_terms():
 
 def test_ragan_discriminator_terms_by_hand_each_with_its_own_gradient():
     real, fake = _logits(REAL), _logits(FAKE)
-    real_term, fake_term = discriminator_gan_loss("ragan", real, fake)
+    real_term, fake_term = discriminator_terms("ragan", real, fake)
     assert real_term.item() == pytest.approx(_mean(_softplus(-(r - MEAN_FAKE)) for r in REAL) / 2)
     assert fake_term.item() == pytest.approx(_mean(_softplus(f - MEAN_REAL) for f in FAKE) / 2)
     real_term.backward()
@@ -81,7 +89,7 @@ def test_ragan_discriminator_terms_by_hand_each_with_its_own_gradient():
 def test_bf16_logits_give_an_fp32_loss():
     fake = torch.tensor([0.5, -1.0], dtype=torch.bfloat16)
     assert generator_gan_loss("ragan", fake, fake).dtype == torch.float32
-    assert all(t.dtype == torch.float32 for t in discriminator_gan_loss("vanilla", fake, fake))
+    assert all(t.dtype == torch.float32 for t in discriminator_terms("vanilla", fake, fake))
     with pytest.raises(ValueError, match="use ragan or vanilla"):
         generator_gan_loss("hinge", fake, fake)
 
@@ -106,7 +114,7 @@ def test_one_backward_equals_basicsrs_ragan_discriminator_step():
     l_d_fake.backward()
     # Ours: two forwards, one backward of the sum.
     ours = _tiny_discriminator()
-    real_term, fake_term = discriminator_gan_loss("ragan", ours(gt), ours(output.detach()))
+    real_term, fake_term = discriminator_terms("ragan", ours(gt), ours(output.detach()))
     (real_term + fake_term).backward()
     assert real_term.item() == pytest.approx(l_d_real.item(), rel=1e-6)
     assert fake_term.item() == pytest.approx(l_d_fake.item(), rel=1e-6)

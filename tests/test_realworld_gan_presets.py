@@ -32,8 +32,11 @@ def test_esrgan_is_the_published_second_stage():
     preset = get_preset("esrganx4")
     t, a = preset.training, preset.adversarial
     assert preset.model == get_preset("rrdbnetx4").model and a.base == "rrdbnetx4"
-    assert (a.pixel_weight, a.perceptual_weight, a.perceptual_layers) == (1e-2, 1.0,
-                                                                          {"conv5_4": 1.0})
+    assert (a.pixel_weight, a.perceptual_weight, a.perceptual_layers) == (
+        1e-2,
+        1.0,
+        {"conv5_4": 1.0},
+    )
     assert (a.gan_type, a.gan_weight, a.discriminator, a.d_lr, a.d_betas) == (
         "ragan", 5e-3, "vgg128", 1e-4, (0.9, 0.99)
     )  # fmt: skip
@@ -106,9 +109,10 @@ def test_base_stage_is_the_psnr_presets_own_experiment():
     base = resolve_base(experiment, {"steps": 20, "lr": 1e-3})
     # Exactly what an experiment of the base preset with those values resolves to.
     assert base == resolve("rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3})
-    assert base.config_hash() == resolve(
-        "rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3}
-    ).config_hash()
+    assert (
+        base.config_hash()
+        == resolve("rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3}).config_hash()
+    )
     real = resolve("realesrgan-litex2", degradation={"jpeg_range": [50, 95]})
     real_base = resolve_base(real, degradation={"jpeg_range": [50, 95]})
     assert real_base.preset == "realesrnet-litex2" and real_base.degradation.jpeg_range == (50, 95)

@@ -76,7 +76,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         if row["notes"]:
             notes.setdefault(row["notes"], []).append(f"`{row['name']}`")
     notes_lines = [f"- {', '.join(names)}: {note}." for note, names in notes.items()]
-    return "\n".join(lines + ([""] + notes_lines if notes_lines else []))
+    return "\n".join(lines + (["", *notes_lines] if notes_lines else []))
 
 
 def presets_command(

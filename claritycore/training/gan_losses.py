@@ -44,21 +44,31 @@ def generator_gan_loss(
     return (_bce(real - fake.mean(), real=False) + _bce(fake - real.mean(), real=True)) / 2
 
 
-def discriminator_gan_loss(
-    kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The discriminator's loss as its (real, fake) terms; it minimises their sum. `fake_logits`
-    must come from detached generator output.
-
-    vanilla: BCE(D(real), real) and BCE(D(fake), fake), not halved. ragan: each term halved, and
-    each carries gradient only through its own logits, the other side's mean detached:
-    BCE(D(real) - mean D(fake), real) / 2 and BCE(D(fake) - mean D(real), fake) / 2. This is
-    what BasicSR's two backward passes compute; one backward of the sum gives the same gradient.
-    """
+def discriminator_real_loss(
+    kind: str, real_logits: torch.Tensor, fake_reference: torch.Tensor | None
+) -> torch.Tensor:
+    """The discriminator's loss on real images: vanilla BCE(D(real), real); ragan
+    BCE(D(real) - mean D(fake), real) / 2 with `fake_reference` (D on the detached fake) taken
+    without gradient. BasicSR backpropagates it on its own, before the fake term."""
     _check(kind)
-    real, fake = real_logits.float(), fake_logits.float()
+    real = real_logits.float()
     if kind == "vanilla":
-        return _bce(real, real=True), _bce(fake, real=False)
-    real_term = _bce(real - fake.detach().mean(), real=True) / 2
-    fake_term = _bce(fake - real.detach().mean(), real=False) / 2
-    return real_term, fake_term
+        return _bce(real, real=True)
+    if fake_reference is None:
+        raise ValueError("the ragan loss needs the discriminator's logits on fake images")
+    return _bce(real - fake_reference.detach().float().mean(), real=True) / 2
+
+
+def discriminator_fake_loss(
+    kind: str, fake_logits: torch.Tensor, real_reference: torch.Tensor | None
+) -> torch.Tensor:
+    """The discriminator's loss on the detached generator output: vanilla BCE(D(fake), fake)
+    (not halved, as Real-ESRGAN); ragan BCE(D(fake) - mean D(real), fake) / 2 with
+    `real_reference` taken without gradient."""
+    _check(kind)
+    fake = fake_logits.float()
+    if kind == "vanilla":
+        return _bce(fake, real=False)
+    if real_reference is None:
+        raise ValueError("the ragan loss needs the discriminator's logits on real images")
+    return _bce(fake - real_reference.detach().float().mean(), real=False) / 2

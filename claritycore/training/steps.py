@@ -22,12 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from claritycore.config import AdversarialConfig, RunOptions
-from claritycore.data import backbones
 from claritycore.degradation import degrade, usm_sharp
 from claritycore.experiment import ExperimentConfig
 from claritycore.models.discriminators import build_discriminator
-from claritycore.training.gan_losses import discriminator_gan_loss, generator_gan_loss
-from claritycore.training.perceptual import PerceptualLoss
+from claritycore.training.gan_losses import (
+    discriminator_fake_loss,
+    discriminator_real_loss,
+    generator_gan_loss,
+)
+from claritycore.training.perceptual import PerceptualLoss, resolve_vgg19
 
 
 @dataclass(frozen=True)
@@ -90,21 +93,24 @@ def adversarial_step(
     discriminator step is skipped as the generator's is."""
     cfg, net_d, kind = adversary.config, adversary.discriminator, adversary.config.gan_type
     # Generator: the discriminator is a fixed function here (no gradients into its weights);
-    # the plain module, so DDP all-reduces only the discriminator's own update below.
+    # the plain module, so DDP all-reduces only the discriminator's own update below. The
+    # discriminator runs in BasicSR's order (its BatchNorm statistics and spectral-norm power
+    # iterations advance with every forward, so the order is part of the recipe).
     _requires_grad(net_d, False)
     with autocast:
+        if kind == "ragan":
+            with torch.no_grad():
+                real_reference = net_d(batch.real).float()
         fake = generator(batch.low_res)
         fake_logits = net_d(fake).float()
-        with torch.no_grad():
-            real_logits = net_d(batch.real).float()
     fake = fake.float()
-    pixel = F.l1_loss(fake, batch.l1_target)
-    terms = {"loss_pixel": cfg.pixel_weight * pixel}
+    terms = {"loss_pixel": cfg.pixel_weight * F.l1_loss(fake, batch.l1_target)}
     if adversary.perceptual is not None:
         with autocast:
             perceptual = adversary.perceptual(fake, batch.perceptual_target)
         terms["loss_perceptual"] = cfg.perceptual_weight * perceptual.float()
-    terms["loss_gan"] = cfg.gan_weight * generator_gan_loss(kind, real_logits, fake_logits)
+    real_for_g = real_reference if kind == "ragan" else None
+    terms["loss_gan"] = cfg.gan_weight * generator_gan_loss(kind, real_for_g, fake_logits)
     loss = sum(terms.values())
     scaler.scale(loss).backward()
 
@@ -113,19 +119,20 @@ def adversarial_step(
     _requires_grad(net_d, True)
     fake = fake.detach()
     with autocast:
-        with torch.no_grad():
-            fake_reference = net_d(fake).float()
+        fake_reference = None
+        if kind == "ragan":
+            with torch.no_grad():
+                fake_reference = net_d(fake).float()
         real_logits = adversary.trained(batch.real).float()
-    d_real = discriminator_gan_loss(kind, real_logits, fake_reference, real=True)
+    d_real = discriminator_real_loss(kind, real_logits, fake_reference)
     adversary.scaler.scale(d_real).backward()
     with autocast:
         fake_logits = adversary.trained(fake).float()
-    d_fake = discriminator_gan_loss(kind, fake_logits, real_logits.detach(), real=False)
+    d_fake = discriminator_fake_loss(kind, fake_logits, real_logits)
     adversary.scaler.scale(d_fake).backward()
     optimizer = adversary.optimizer
     adversary.scaler.unscale_(optimizer)
-    grads = [p.grad for p in net_d.parameters() if p.grad is not None]
-    skip = found_inf(grads)
+    skip = found_inf([p.grad for p in net_d.parameters() if p.grad is not None])
     if adversary.scaler.is_enabled():
         adversary.scaler.step(optimizer)
         adversary.scaler.update()
@@ -184,11 +191,10 @@ def build_adversary(
     cfg = experiment.adversarial
     perceptual, vgg_sha256 = None, None
     if cfg.perceptual_weight > 0:
-        vgg_path = backbones.require("vgg19", options.vgg_weights)
-        vgg_sha256 = backbones.sha256(vgg_path)
+        vgg_path, vgg_sha256 = resolve_vgg19(options.vgg_weights)
         perceptual = PerceptualLoss(cfg.perceptual_layers, vgg_path).to(device)
     discriminator = build_discriminator(
-        cfg.discriminator, num_feat=cfg.d_num_feat, patch_size=experiment.training.patch_size
+        cfg.discriminator, cfg.d_num_feat, experiment.training.patch_size
     ).to(device)
     optimizer = torch.optim.Adam(
         discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
