@@ -164,9 +164,10 @@ def batch_maker(
 
     def synthesised(item: tuple, step: int) -> Batch:
         high_res, draws = to_device(item[0], device, False), item[1]
-        low_res = degrade(high_res, draws.to(device), degradation, scale=scale, seed=seed,
-                          step=step)  # fmt: skip
+        # Real-ESRGAN degrades the unsharp-masked HR, which is also the sharpened target.
         sharp = usm_sharp(high_res)
+        low_res = degrade(high_res, draws, degradation, scale=scale, seed=seed, step=step,
+                          hr_usm=sharp)  # fmt: skip
         targets = [sharp if flag else high_res for flag in (
             degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)]  # fmt: skip
         if channels_last:

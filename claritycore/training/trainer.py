@@ -35,6 +35,7 @@ from claritycore import interop, weights
 from claritycore.config import EvalOptions, RunOptions, TrainingConfig
 from claritycore.data.benchmark_sets import hr_images
 from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
+from claritycore.degradation import collate_hr_draws
 from claritycore.device import (
     PRECISION_DTYPES,
     cpu_has_native_bf16,
@@ -294,7 +295,7 @@ def _run(
         num_workers=options.loader_workers,
         pin_memory=on_cuda,
         prefetch_factor=4 if options.loader_workers else None,
-        collate_fn=getattr(dataset, "collate", None),
+        collate_fn=collate_hr_draws if synthesised else None,
     )
     loss_fn = LOSSES[cfg.loss]
     if adversary is None:
