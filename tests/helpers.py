@@ -112,3 +112,13 @@ def forward_dtypes(monkeypatch) -> list[torch.dtype]:
 
     monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
     return seen
+
+
+def random_vgg19(path: Path, seed: int = 0) -> Path:
+    """A VGG19 file with random weights in torchvision's layout (`features.N.*`, as
+    vgg19-dcbb9e9d.pth has them): what the perceptual loss loads, without the 548 MB file."""
+    from claritycore.training.perceptual import VGG19Features
+
+    torch.manual_seed(seed)
+    torch.save(VGG19Features().state_dict(), path)
+    return path

@@ -1,0 +1,195 @@
+"""Training on synthesised real-world LR and the adversarial (GAN) stage, with real processes:
+SIGKILL after a checkpoint, then resume bit-for-bit; two gloo ranks match one process; each
+loss term is logged; a missing VGG19 stops the run before any step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from claritycore.errors import UserError
+from claritycore.experiment import resolve
+from tests.helpers import TINY, latest, quick_options, random_vgg19, run, tiny_images
+
+ROOT = Path(__file__).resolve().parents[1]
+# Real-ESRNet's pipeline on 32² HR patches of 96² images; a GAN stage of the lite models with a
+# small U-Net discriminator (any multiple of 8) and a perceptual loss on a random VGG19.
+REALWORLD = ("realesrnet-litex2", {"steps": 8, "batch_size": 4, "patch_size": 32, **TINY}, {})
+ADVERSARIAL = {"discriminator": "unet_sn", "d_num_feat": 8, "perceptual_layers": {"conv2_2": 1.0}}
+GAN = ("esrgan-litex2", {"steps": 8, "batch_size": 4, "patch_size": 32, **TINY}, ADVERSARIAL)
+OPTIONS = {"save_every": 3, "log_every": 1}
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from pathlib import Path
+    from claritycore.config import RunOptions
+    from claritycore.experiment import resolve
+    from claritycore.training import checkpoint
+    from tests.helpers import quick_options, run
+
+    spec = json.loads(sys.argv[1])
+    if spec["kill"]:
+        save = checkpoint.save
+        def save_then_die(*args, **kwargs):
+            save(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.save = save_then_die
+    preset, overrides, adversarial = spec["experiment"]
+    degradation = {"type": "realesrgan"} if spec["realworld"] else {}
+    experiment = resolve(preset, overrides, degradation=degradation, adversarial=adversarial)
+    options = quick_options(**spec["options"])
+    run(Path(spec["root"]), experiment, options, Path(spec["store"]), pretrained=spec["pretrained"])
+    """
+)
+
+
+def _child(root: Path, store: Path, experiment, options, *, kill: bool, realworld=False,
+           pretrained=None) -> int:  # fmt: skip
+    spec = {"root": str(root), "store": str(store), "experiment": experiment, "kill": kill,
+            "options": options, "realworld": realworld, "pretrained": pretrained}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(spec)], cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if result.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"child failed:\n{result.stdout}\n{result.stderr}")
+    return result.returncode
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """An HR-only store is enough for realesrgan; the GAN stage reads the bicubic pairs."""
+    from claritycore.data.store import extract_store
+
+    root = tmp_path_factory.mktemp("stages")
+    path = root / "store_x2"
+    extract_store(tiny_images(root / "images", count=3, size=96), path, 2, workers=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vgg(tmp_path_factory) -> Path:
+    return random_vgg19(tmp_path_factory.mktemp("vgg") / "vgg19.pth")
+
+
+@pytest.fixture(scope="module")
+def psnr_model(tmp_path_factory, store) -> Path:
+    """The PSNR stage a GAN stage starts from: a few L1 steps of the same tiny model."""
+    root = tmp_path_factory.mktemp("psnr")
+    experiment = resolve("rrdbnet-litex2", {"steps": 2, "batch_size": 2, "patch_size": 32, **TINY})
+    return run(root, experiment, quick_options(save_every=2), store)
+
+
+def _assert_same_weights(crashed: Path, straight: Path) -> None:
+    resumed = torch.load(crashed / "model.pt", weights_only=True)
+    reference = torch.load(straight / "model.pt", weights_only=True)
+    assert resumed["step"] == reference["step"] == 8
+    for name, tensor in reference["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name
+
+
+def test_realesrgan_run_resumes_bitwise_after_sigkill(tmp_path, store):
+    crashed, straight = tmp_path / "crashed", tmp_path / "straight"
+    assert _child(crashed, store, REALWORLD, OPTIONS, kill=True, realworld=True) == (
+        -signal.SIGKILL
+    )
+    assert latest(crashed / "ckpt")["step"] == 3 and not (crashed / "model.pt").exists()
+    assert _child(crashed, store, REALWORLD, OPTIONS, kill=False, realworld=True) == 0
+    assert _child(straight, store, REALWORLD, OPTIONS, kill=False, realworld=True) == 0
+    _assert_same_weights(crashed, straight)
+    # The degraded pairs are not the bicubic ones: the same recipe on bicubic LR ends elsewhere.
+    bicubic = tmp_path / "bicubic"
+    run(bicubic, resolve(REALWORLD[0], REALWORLD[1], degradation={"type": "bicubic"}),
+        quick_options(**OPTIONS), store)  # fmt: skip
+    trained = torch.load(straight / "model.pt", weights_only=True)["state_dict"]
+    other = torch.load(bicubic / "model.pt", weights_only=True)["state_dict"]
+    assert any(not torch.equal(trained[k], other[k]) for k in trained)
+
+
+def test_adversarial_run_resumes_bitwise_after_sigkill(tmp_path, store, vgg, psnr_model):
+    options = {**OPTIONS, "vgg_weights": str(vgg)}
+    crashed, straight = tmp_path / "crashed", tmp_path / "straight"
+    kwargs = {"pretrained": str(psnr_model)}
+    assert _child(crashed, store, GAN, options, kill=True, **kwargs) == -signal.SIGKILL
+    state = latest(crashed / "ckpt")
+    assert state["step"] == 3 and state["discriminator"] and state["d_optimizer"]["state"]
+    assert _child(crashed, store, GAN, options, kill=False, **kwargs) == 0
+    assert _child(straight, store, GAN, options, kill=False, **kwargs) == 0
+    _assert_same_weights(crashed, straight)
+    # The discriminator resumed too: its final weights are the uninterrupted run's.
+    finals = [latest(root / "ckpt")["discriminator"] for root in (crashed, straight)]
+    for name, tensor in finals[1].items():
+        assert torch.equal(finals[0][name], tensor), name
+    # model.pt records the VGG19 file the perceptual loss used, and the GAN recipe.
+    payload = torch.load(straight / "model.pt", weights_only=True)
+    import hashlib
+
+    assert payload["vgg19_sha256"] == hashlib.sha256(vgg.read_bytes()).hexdigest()
+    assert payload["adversarial"]["discriminator"] == "unet_sn"
+
+
+def test_adversarial_run_logs_every_term_and_starts_from_the_psnr_model(tmp_path, store, vgg,
+                                                                        psnr_model):  # fmt: skip
+    # Real-ESRGAN's vanilla GAN on its degradations, on the ESRGAN preset's tiny model.
+    vanilla = {**ADVERSARIAL, "gan_type": "vanilla", "gan_weight": 0.1, "pixel_weight": 1.0}
+    experiment = resolve(GAN[0], {**GAN[1], "steps": 2}, adversarial=vanilla,
+                         degradation={"type": "realesrgan"})  # fmt: skip
+    root = tmp_path / "run"
+    # One step with zero learning rates: the generator must still be the PSNR model's.
+    frozen = resolve(experiment.preset, {**GAN[1], "steps": 1, "lr": 1e-30},
+                     adversarial={**ADVERSARIAL, "d_lr": 1e-30})  # fmt: skip
+    run(tmp_path / "frozen", frozen, quick_options(vgg_weights=str(vgg)), store,
+        pretrained=psnr_model)  # fmt: skip
+    start = torch.load(psnr_model, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "frozen" / "model.pt", weights_only=True)["state_dict"]
+    for name, tensor in start.items():
+        torch.testing.assert_close(after[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+    run(root, experiment, quick_options(vgg_weights=str(vgg), log_every=1), store,
+        pretrained=psnr_model)  # fmt: skip
+    row = latest(root / "ckpt")["history"][-1]
+    terms = ("loss", "loss_pixel", "loss_perceptual", "loss_gan", "loss_d_real", "loss_d_fake",
+             "d_real", "d_fake", "lr", "lr_d")  # fmt: skip
+    assert all(f"train/{t}" in row for t in terms), sorted(row)
+    total = row["train/loss_pixel"] + row["train/loss_perceptual"] + row["train/loss_gan"]
+    assert row["train/loss"] == pytest.approx(total, rel=1e-5)
+    # Real-ESRGAN's vanilla D loss on logits near 0 is about log 2 for each side.
+    assert 0.3 < row["train/loss_d_real"] < 1.5 and 0.3 < row["train/loss_d_fake"] < 1.5
+
+
+def test_gan_stage_on_two_gloo_ranks_matches_one_process(tmp_path, store, vgg, psnr_model):
+    # Vanilla GAN: every term is a mean over samples, so W ranks of B/W average to the batch
+    # of B. (RaGAN compares with the mean over each rank's own samples, as BasicSR does.)
+    vanilla = {**ADVERSARIAL, "gan_type": "vanilla"}
+    experiment = resolve(GAN[0], {**GAN[1], "steps": 2}, adversarial=vanilla)
+    options = {"vgg_weights": str(vgg), "save_every": 2}
+    run(tmp_path / "one", experiment, quick_options(**options), store, pretrained=psnr_model)
+    run(tmp_path / "two", experiment, quick_options(**options, devices=2), store,
+        pretrained=psnr_model)  # fmt: skip
+    one, two = latest(tmp_path / "one" / "ckpt"), latest(tmp_path / "two" / "ckpt")
+    for part in ("model", "discriminator"):
+        for name, tensor in one[part].items():
+            torch.testing.assert_close(two[part][name], tensor, rtol=0, atol=1e-5, msg=name)
+
+
+def test_missing_vgg19_stops_before_any_step(tmp_path, store, psnr_model, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.chdir(tmp_path)
+    experiment = resolve(GAN[0], GAN[1], adversarial=ADVERSARIAL)
+    with pytest.raises(UserError, match=r"^vgg19-dcbb9e9d\.pth not found; get .*574,673,361 "):
+        run(tmp_path / "run", experiment, quick_options(), store, pretrained=psnr_model)
+    assert not (tmp_path / "run").exists()
+    # At perceptual weight 0 no VGG19 is needed.
+    no_vgg = resolve(GAN[0], {**GAN[1], "steps": 1},
+                     adversarial={**ADVERSARIAL, "perceptual_weight": 0.0})  # fmt: skip
+    run(tmp_path / "run", no_vgg, quick_options(), store, pretrained=psnr_model)
+    assert "train/loss_perceptual" not in latest(tmp_path / "run" / "ckpt")["history"][-1]
