@@ -19,7 +19,9 @@ from claritycore.schema import SCALES, as_dict, choices, parse, require
 
 T = TypeVar("T")
 
-Source = Literal["div2k", "sample", "folder"]
+# folder: HR images in data.root/{train,valid}; paired: HR with their own LR there (data/pairs.py
+# lists the layouts).
+Source = Literal["div2k", "sample", "folder", "paired"]
 Loss = Literal["l1", "l2", "charbonnier"]
 Scheduler = Literal["cosine", "multistep", "constant"]
 # Compute precision of training and inference; "auto" is decided by the device (device.py).
@@ -77,8 +79,8 @@ class DataParams:
 
     def __post_init__(self) -> None:
         require(
-            self.source != "folder" or self.root is not None,
-            "data.source: folder needs data.root, a folder holding train/ and valid/",
+            self.source not in ("folder", "paired") or self.root is not None,
+            f"data.source: {self.source} needs data.root, a folder holding train/ and valid/",
         )
         require(
             bool(self.scales) and all(s in SCALES for s in self.scales),
