@@ -208,6 +208,10 @@ class EvalOptions:
             len(set(self.benchmarks)) == len(self.benchmarks),
             f"evaluate.benchmarks lists a set twice: {list(self.benchmarks)}",
         )
+        require(
+            self.degrade != "bicubic",
+            "evaluate.degrade: bicubic is the sets' own LR, scored anyway; use realesrgan or null",
+        )
         require(self.tile >= 0, f"evaluate.tile must be >= 0 (0: no tiling), got {self.tile}")
         require(self.tile_pad >= 0, f"evaluate.tile_pad must be >= 0, got {self.tile_pad}")
         require(

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from claritycore.config import EvalOptions
-from claritycore.data.benchmark_sets import hr_images
+from claritycore.data.benchmark_sets import set_images
 from claritycore.data.images import save_png
 from claritycore.errors import UserError
 from claritycore.interop import load_weights
@@ -75,14 +75,14 @@ def evaluate(
     options: EvalOptions = EvalOptions(),
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Score `model_path` on each set (name -> folder of HR images, any layout that
-    `benchmark_sets.hr_images` reads); write the files above; return the eval.json dict."""
+    """Score `model_path` on each set (name -> folder, any layout that
+    `benchmark_sets.set_images` reads); write the files above; return the eval.json dict."""
     started = time.perf_counter()
     console = console or Console(stderr=True)
     model, meta = load_weights(Path(model_path))
     scale = int(meta["scale"])
     # Every folder is checked before any work, so a missing set fails in a second.
-    paths = {name: hr_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
+    paths = {name: set_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
     result: dict[str, Any] = {"scale": scale, "step": meta.get("step"), "ema": meta.get("ema")}
     scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]

@@ -105,6 +105,7 @@ def test_missing_partners_and_wrong_sizes_are_listed_in_one_message(tmp_path):
     assert "3 problems at ×4" in message and "\n" not in message
     assert "0001.png has no LR" in message and "0002.png has no HR" in message
     assert "0003.png: LR 20×20 is not HR 53×70 / 4 (expected 13×17)" in message
+    assert "give every HR image its LR" in message and "mod-cropped to 4, divided by 4" in message
 
 
 def test_more_than_five_problems_are_counted_and_the_fitting_scale_named(tmp_path):

@@ -16,7 +16,8 @@ from claritycore.schema import parse
 
 DATA_HELP = (
     "A set to score: PATH or NAME=PATH, a folder of HR images (flat, or HR/, GTmod12/, GT/, "
-    "original/, image_SRF_<scale>/ inside). Repeat for several sets, e.g. "
+    "original/, image_SRF_<scale>/ inside), or of HR images with their own LR (HR/ + LR/, "
+    "GT/ + LQ/, *_HR + *_LR<scale>), scored on that LR. Repeat for several sets, e.g. "
     "--data Set5=data/benchmarks/Set5 --data data/benchmarks/Set14."
 )
 

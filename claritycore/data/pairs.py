@@ -126,20 +126,23 @@ def image_pairs(folder: Path, scale: int) -> list[ImagePair]:
         return [ImagePair(path) for path in list_images(folder)]
     layout = paired_layout(folder)
     pairs, problems = _subfolder_pairs(*sub, scale) if sub else _suffixed_pairs(folder, scale)
+    hints = ["give every HR image its LR and every LR its HR"] if problems else []
     fits: set[int | None] = set()
     for pair in pairs:
         problem = _size_problem(pair, scale)
         if problem is not None:
             problems.append(problem[0])
             fits.add(problem[1])
+    if len(fits) == 1 and None not in fits:
+        hints.append(f"the LR sizes fit ×{fits.pop()}: use that scale (data.scales, --scale)")
+    elif fits:
+        hints.append(f"each LR must be its HR, mod-cropped to {scale}, divided by {scale}")
     if not pairs and not problems:
         problems.append(f"no ×{scale} pairs")
     if problems:
         listed = "; ".join(problems[:_LISTED])
         more = f" (and {len(problems) - _LISTED} more)" if len(problems) > _LISTED else ""
-        hint = "give every HR image its LR and every LR its HR"
-        if len(fits) == 1 and None not in fits:
-            hint = f"the LR sizes fit ×{fits.pop()}: use that scale (data.scales, --scale)"
+        hint = "; ".join(hints) or f"add LR files for ×{scale}"
         raise PairingError(
             f"{folder} ({layout}): {len(problems)} problems at ×{scale}: {listed}{more}; {hint}"
         )
