@@ -20,6 +20,7 @@ from pathlib import Path
 
 from claritycore.data.images import image_size, list_images
 from claritycore.errors import UserError
+from claritycore.schema import SCALES
 
 SUBFOLDER_LAYOUTS = (("HR", "LR"), ("GT", "LQ"))
 _SUFFIXED_HR = re.compile(r"^(?P<stem>.+)_HR$")
@@ -103,11 +104,12 @@ def _suffixed_pairs(folder: Path, scale: int) -> tuple[list[ImagePair], list[str
 
 
 def _size_problem(pair: ImagePair, scale: int) -> tuple[str, int | None] | None:
-    """Why the LR is not the HR (mod-cropped) divided by `scale`, and the scale its size fits."""
+    """Why the LR is not the HR (mod-cropped) divided by `scale`, and the supported scale its
+    size fits, if any."""
     (hr_h, hr_w), (lr_h, lr_w) = image_size(pair.hr), image_size(pair.lr)
-    if (lr_h, lr_w) == (hr_h // scale, hr_w // scale) and lr_h and lr_w:
+    if (lr_h, lr_w) == (hr_h // scale, hr_w // scale):
         return None
-    fits = next((s for s in range(1, 17) if (hr_h // s, hr_w // s) == (lr_h, lr_w)), None)
+    fits = next((s for s in SCALES if (hr_h // s, hr_w // s) == (lr_h, lr_w)), None)
     why = (
         f"{pair.name}: LR {lr_w}×{lr_h} is not HR {hr_w}×{hr_h} / {scale} "
         f"(expected {hr_w // scale}×{hr_h // scale})"
