@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from claritycore.config import DegradationConfig
 from claritycore.data.store import ImageStore
+from claritycore.degradation import SampleDraw, draw_sample
 
 ORIENTATIONS = 8
 _PERSON = b"claritycore-crop"  # domain separation: these draws are for crops only
@@ -129,3 +131,33 @@ class PairedPatchDataset(Dataset):
         lr = self.store.lr_planar(image)[:, top : top + p, left : left + p]
         hr = self.store.hr_planar(image)[:, top * s : (top + p) * s, left * s : (left + p) * s]
         return _oriented_tensor(lr, orientation), _oriented_tensor(hr, orientation)
+
+
+class HRPatchDataset(PairedPatchDataset):
+    """HR crops `(hr, draw)` for degradation on the training device: the same crop positions
+    and orientations as PairedPatchDataset for the same (seed, index), with sample `index`'s
+    degradation choices (`draw_sample`). Reads only the store's HR planes; batch with
+    `claritycore.degradation.collate_hr_draws`."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        patch_size: int,
+        seed: int,
+        length: int,
+        degradation: DegradationConfig,
+        augment: bool = True,
+    ) -> None:
+        super().__init__(
+            store_path, patch_size=patch_size, seed=seed, length=length, augment=augment
+        )
+        self.degradation = degradation
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, SampleDraw]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"sample {index} out of range for a dataset of {self.length}")
+        image, top, left, orientation = self.draw(index)
+        top, left, p = top * self.scale, left * self.scale, self.patch_size
+        hr = self.store.hr_planar(image)[:, top : top + p, left : left + p]
+        return _oriented_tensor(hr, orientation), draw_sample(self.degradation, self.seed, index)
