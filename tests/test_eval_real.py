@@ -3,16 +3,22 @@ same LR), and `evaluate.degrade` scores each set on a reproducible, cached degra
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from claritycore.cli import app
 from claritycore.config import DegradationConfig, EvalOptions
+from claritycore.data import degraded
 from claritycore.data.benchmark_sets import set_images
+from claritycore.data.degraded import degraded_key, degraded_set
 from claritycore.data.pairs import PairingError
+from claritycore.degradation import degrade_image
 from claritycore.errors import ConfigError
 from claritycore.evaluation import evaluate
 from claritycore.inference import upscale
@@ -111,6 +117,75 @@ def test_a_gt_lq_set_with_a_wrong_lr_fails_before_scoring(tmp_path, hr_set, mode
     with pytest.raises(PairingError, match=r"3 problems at ×4.*the LR sizes fit ×3"):
         evaluate(tmp_path / "model.pt", {"pairs": tmp_path / "pairs"}, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_degraded_copies_are_made_once_and_scored_as_their_own_set(tmp_path, hr_set, model,
+                                                                   monkeypatch):  # fmt: skip
+    cache = tmp_path / "cache"
+    options = EvalOptions(degrade="realesrgan", degrade_seed=7)
+    result = evaluate(
+        tmp_path / "model.pt", {"Set3": tmp_path / "Set3"}, out_dir=tmp_path / "m",
+        options=options, degraded_cache=cache,
+    )  # fmt: skip
+    assert list(result)[-2:] == ["Set3", "Set3-realesrgan"]
+    folder = cache / f"Set3-{degraded_key(REALESRGAN, 7, SCALE)}"
+    lrs = []
+    for index, (name, hr) in enumerate(sorted(hr_set.items())):
+        lr = np.asarray(Image.open(folder / f"{name}.png"))
+        expected = degrade_image(modcrop(hr, SCALE), REALESRGAN, scale=SCALE, seed=7, index=index)
+        np.testing.assert_array_equal(lr, expected)
+        lrs.append((hr, lr))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["seed"] == 7 and manifest["scale"] == SCALE
+    assert manifest["degradation"] == REALESRGAN.to_dict() and len(manifest["images"]) == 3
+    expected = _expected(model, lrs)
+    scores = result["Set3-realesrgan"]
+    assert scores["psnr_y"] == pytest.approx(expected["psnr_y"], abs=1e-6)
+    assert scores["bicubic_psnr_y"] == pytest.approx(expected["bicubic_psnr_y"], abs=1e-6)
+    # Degraded inputs are harder than the clean set's bicubic LR.
+    assert scores["bicubic_psnr_y"] < result["Set3"]["bicubic_psnr_y"] - 0.5
+    assert (tmp_path / "m" / "per_image" / "Set3-realesrgan.csv").is_file()
+
+    # Cached: a second evaluate degrades nothing and gives the same figures.
+    def refuse(*args, **kwargs):
+        raise AssertionError("degraded again")
+
+    monkeypatch.setattr(degraded, "degrade_image", refuse)
+    again = evaluate(
+        tmp_path / "model.pt", {"Set3": tmp_path / "Set3"}, out_dir=tmp_path / "m2",
+        options=options, degraded_cache=cache,
+    )  # fmt: skip
+    assert again["Set3-realesrgan"] == scores
+
+
+def test_only_a_changed_hr_is_degraded_again(tmp_path, hr_set, monkeypatch):
+    images = set_images(tmp_path / "Set3", SCALE)
+    cache = tmp_path / "cache"
+    made: list[str] = []
+    first = degraded_set("Set3", images, scale=SCALE, seed=1, cache=cache, on_make=made.append)
+    assert made == ["a.png", "b.png", "c.png"]
+    _save(_image(48, 40, 9), tmp_path / "Set3" / "b.png")
+    made.clear()
+    second = degraded_set("Set3", images, scale=SCALE, seed=1, cache=cache, on_make=made.append)
+    assert made == ["b.png"] and [p.lr for p in second] == [p.lr for p in first]
+    assert np.asarray(Image.open(second[1].lr)).shape == (12, 10, 3)
+    # Another seed is another cache folder with other pixels.
+    other = degraded_set("Set3", images, scale=SCALE, seed=2, cache=cache)
+    assert other[0].lr.parent != first[0].lr.parent
+    a1, a2 = (np.asarray(Image.open(p[0].lr)) for p in (first, other))
+    assert not np.array_equal(a1, a2)
+
+
+def test_evaluate_command_takes_degrade_and_seed(tmp_path, hr_set, model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "-m", "model.pt", "--data", "Set3", "--out", "e", "--tile", "0"]
+    result = CliRunner().invoke(app, [*args, "--degrade", "realesrgan", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert set(scores) >= {"Set3", "Set3-realesrgan"}
+    assert (tmp_path / "data" / "degraded" / f"Set3-{degraded_key(REALESRGAN, 3, 4)}").is_dir()
+    result = CliRunner().invoke(app, [*args, "--degrade", "bicubic"])
+    assert result.exit_code == 2 and "use realesrgan or null" in result.output
 
 
 def test_evaluate_degrade_bicubic_is_refused():

@@ -9,17 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
+from claritycore.config import DegradationConfig
+from claritycore.data.dataset import HRPatchDataset
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
 from claritycore.data.store import ImageStore, StoreError, ensure_store, extract_store
 from claritycore.errors import ConfigError
 from claritycore.resize import imresize, modcrop
 from tests.helpers import png48, tiny_images
 
+REALESRGAN = DegradationConfig(type="realesrgan")
 SIZES = [(53, 70), (64, 64), (61, 97)]  # (H, W): none a multiple of 3, some of 2 or 4
 
 
@@ -254,3 +258,13 @@ def test_a_degrading_preset_packs_hr_only_from_a_folder(tmp_path, monkeypatch):
         "index.json",
     ]
     assert not (tmp_path / "set" / "train_x2").exists()
+
+
+def test_an_hr_only_store_feeds_the_degrading_dataset_like_a_full_one(src, tmp_path):
+    full = extract_store(src, tmp_path / "full", 2, workers=1)
+    hr_only = extract_store(src, tmp_path / "hr", 2, workers=1, hr_only=True)
+    kwargs = {"patch_size": 16, "seed": 5, "length": 12, "degradation": REALESRGAN}
+    from_full, from_hr = HRPatchDataset(full.path, **kwargs), HRPatchDataset(hr_only.path, **kwargs)
+    for index in range(12):
+        (a, _), (b, _) = from_full[index], from_hr[index]
+        assert torch.equal(a, b) and a.shape == (3, 16, 16)
