@@ -45,8 +45,9 @@ def summary_table(result: dict[str, Any], seconds: float) -> Table:
     sets = {name: value for name, value in result.items() if isinstance(value, dict)}
     table = Table(title=f"×{result['scale']}, {seconds:.1f}s")
     headers = ("set", "images", "PSNR-Y", "SSIM-Y", "bicubic", "gain", "PSNR-RGB", "SSIM-RGB")
-    for header in headers:
-        table.add_column(header, justify="left" if header == "set" else "right")
+    table.add_column(headers[0], no_wrap=True, min_width=max(map(len, sets), default=3))
+    for header in headers[1:]:
+        table.add_column(header, justify="right")
     for name, s in sets.items():
         table.add_row(
             name,

@@ -17,7 +17,7 @@ from claritycore.config import DegradationConfig, EvalOptions
 from claritycore.data import degraded
 from claritycore.data.benchmark_sets import set_images
 from claritycore.data.degraded import degraded_key, degraded_set
-from claritycore.data.pairs import PairingError
+from claritycore.data.pairs import ImagePair, PairingError
 from claritycore.degradation import degrade_image
 from claritycore.errors import ConfigError
 from claritycore.evaluation import evaluate
@@ -25,6 +25,7 @@ from claritycore.inference import upscale
 from claritycore.metrics import psnr
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.resize import imresize, modcrop
+from claritycore.scoring import load_reference
 from claritycore.weights import save_model
 
 SCALE = 4
@@ -191,3 +192,25 @@ def test_evaluate_command_takes_degrade_and_seed(tmp_path, hr_set, model, monkey
 def test_evaluate_degrade_bicubic_is_refused():
     with pytest.raises(ConfigError, match=r"evaluate\.degrade: bicubic"):
         EvalOptions(degrade="bicubic")
+
+
+def test_a_grey_image_keeps_a_grey_degraded_lr(tmp_path):
+    grey = _image(48, 52, 4)[..., 1]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    cache = tmp_path / "c"
+    (pair,) = degraded_set("G", [ImagePair(tmp_path / "g.png")], scale=SCALE, seed=0, cache=cache)
+    lr = Image.open(pair.lr)
+    rgb = degrade_image(np.repeat(grey[..., None], 3, 2), REALESRGAN, scale=SCALE, seed=0, index=0)
+    assert lr.mode == "L"
+    np.testing.assert_array_equal(np.asarray(lr), np.asarray(Image.fromarray(rgb).convert("L")))
+    assert load_reference(pair, SCALE).lr.shape == (12, 13, 1)
+
+
+def test_unusable_images_are_skipped_in_the_degraded_copy_too(tmp_path, hr_set, model):
+    _save(_image(12, 40, 5), tmp_path / "Set3" / "d_small.png")
+    (tmp_path / "Set3" / "e_cut.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    options = EvalOptions(degrade="realesrgan")
+    result = evaluate(tmp_path / "model.pt", {"Set3": tmp_path / "Set3"}, out_dir=tmp_path / "m",
+                      options=options, degraded_cache=tmp_path / "c")  # fmt: skip
+    for name in ("Set3", "Set3-realesrgan"):
+        assert result[name]["images"] == 3 and len(result[name]["skipped"]) == 2

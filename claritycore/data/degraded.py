@@ -15,8 +15,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from claritycore.config import DegradationConfig
-from claritycore.data.images import ImageReadError, load_rgb, save_png
+from claritycore.data.images import ImageReadError, load_channels, save_png
 from claritycore.data.pairs import ImagePair
 from claritycore.degradation import degrade_image
 from claritycore.resize import modcrop
@@ -40,6 +43,22 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _degrade_file(
+    path: Path, config: DegradationConfig, *, scale: int, seed: int, index: int
+) -> np.ndarray | None:
+    """The degraded LR of the HR file `path`, grey for a grey HR (scored on its own channel);
+    None when the file is unreadable or too small to score."""
+    try:
+        hr = modcrop(load_channels(path), scale)
+    except ImageReadError:
+        return None
+    if min(hr.shape[:2]) < min_side(scale):
+        return None
+    rgb = np.repeat(hr, 3 // hr.shape[2], axis=2)
+    lr = degrade_image(rgb, config, scale=scale, seed=seed, index=index)
+    return np.asarray(Image.fromarray(lr).convert("L"))[..., None] if hr.shape[2] == 1 else lr
+
+
 def degraded_set(
     name: str,
     images: list[ImagePair],
@@ -55,25 +74,23 @@ def degraded_set(
     too small to score keeps no LR: scoring skips it, as it does in the clean set."""
     folder = Path(cache) / f"{name}-{degraded_key(config, seed, scale)}"
     manifest_path = folder / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    made: dict[str, str] = manifest.get("images", {})
+    made: dict[str, str] = (
+        json.loads(manifest_path.read_text())["images"] if manifest_path.is_file() else {}
+    )
     folder.mkdir(parents=True, exist_ok=True)
     pairs = []
     for index, image in enumerate(images):
         lr_path = folder / f"{image.hr.stem}.png"
         digest = _digest(image.hr)
         if made.get(lr_path.name) != digest or not lr_path.is_file():
-            try:
-                hr = modcrop(load_rgb(image.hr), scale)
-            except ImageReadError:
-                hr = None
-            if hr is None or min(hr.shape[:2]) < min_side(scale):
+            lr = _degrade_file(image.hr, config, scale=scale, seed=seed, index=index)
+            if lr is None:
                 pairs.append(ImagePair(image.hr))
                 continue
             if on_make is not None:
                 on_make(image.name)
             partial = lr_path.with_name(f".{lr_path.name}.partial")
-            save_png(degrade_image(hr, config, scale=scale, seed=seed, index=index), partial)
+            save_png(lr, partial)
             partial.replace(lr_path)
             made[lr_path.name] = digest
         pairs.append(ImagePair(image.hr, lr_path))
