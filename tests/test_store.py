@@ -224,6 +224,10 @@ def test_a_foreign_or_garbled_index_is_refused(src, tmp_path):
     (store / "index.json").write_text(json.dumps({**index, "images": [{"name": "a"}]}))
     with pytest.raises(StoreError, match=r"damaged: index.json lacks or garbles"):
         ImageStore.open(store)
+    moved = [index["images"][0], {**index["images"][1], "hr_offset": 5}, *index["images"][2:]]
+    (store / "index.json").write_text(json.dumps({**index, "images": moved}))
+    with pytest.raises(StoreError, match=r"places 0001.png at offsets 5/2730, not 10920/2730"):
+        ImageStore.open(store)
     (store / "index.json").write_text('{"format": ')
     with pytest.raises(StoreError, match=r"not JSON.*delete .*mine and re-run `claritycore train"):
         ImageStore.open(store)

@@ -113,10 +113,16 @@ def _read_index(path: Path) -> tuple[int, list[StoredImage], bool]:
 
 
 def _check_files(path: Path, images: list[StoredImage], has_lr: bool) -> None:
-    """Each data file holds exactly the bytes the index places in it."""
-    expected = {HR_FILE: sum(im.hr_bytes for im in images)}
-    if has_lr:
-        expected[LR_FILE] = sum(im.lr_bytes for im in images)
+    """The index packs the images back to back, and each data file holds exactly its bytes."""
+    hr_end = lr_end = 0
+    for im in images:
+        if (im.hr_offset, im.lr_offset) != (hr_end, lr_end):
+            raise StoreError(
+                f"image store {path} is damaged: {INDEX_FILE} places {im.name} at offsets "
+                f"{im.hr_offset}/{im.lr_offset}, not {hr_end}/{lr_end}; {rebuild_hint(path)}"
+            )
+        hr_end, lr_end = hr_end + im.hr_bytes, lr_end + im.lr_bytes
+    expected = {HR_FILE: hr_end, LR_FILE: lr_end} if has_lr else {HR_FILE: hr_end}
     for name, size in expected.items():
         file = path / name
         actual = file.stat().st_size if file.is_file() else None
