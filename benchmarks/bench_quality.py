@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from claritycore.config import EvalOptions, RunOptions
-from claritycore.data.benchmark_sets import hr_images
+from claritycore.data.benchmark_sets import set_images
 from claritycore.data.store import extract_store
 from claritycore.experiment import resolve
 from claritycore.scoring import Reference, load_references, score_set
@@ -42,7 +42,7 @@ def eval_sets(scale: int, names: list[str]) -> dict[str, list[Reference]]:
     folders = {"sample": SAMPLE / "valid"}
     folders |= {name: BENCHMARKS / name for name in names if (BENCHMARKS / name).is_dir()}
     return {
-        name: list(load_references(hr_images(folder, scale), scale, on_skip=print))
+        name: list(load_references(set_images(folder, scale), scale, on_skip=print))
         for name, folder in folders.items()
     }
 

@@ -19,7 +19,9 @@ from claritycore.schema import SCALES, as_dict, choices, parse, require
 
 T = TypeVar("T")
 
-Source = Literal["div2k", "sample", "folder"]
+# folder: HR images in data.root/{train,valid}; paired: HR with their own LR there (data/pairs.py
+# lists the layouts).
+Source = Literal["div2k", "sample", "folder", "paired"]
 Loss = Literal["l1", "l2", "charbonnier"]
 Scheduler = Literal["cosine", "multistep", "constant"]
 # Compute precision of training and inference; "auto" is decided by the device (device.py).
@@ -82,8 +84,8 @@ class DataParams:
 
     def __post_init__(self) -> None:
         require(
-            self.source != "folder" or self.root is not None,
-            "data.source: folder needs data.root, a folder holding train/ and valid/",
+            self.source not in ("folder", "paired") or self.root is not None,
+            f"data.source: {self.source} needs data.root, a folder holding train/ and valid/",
         )
         require(
             bool(self.scales) and all(s in SCALES for s in self.scales),
@@ -210,6 +212,10 @@ class EvalOptions:
         require(
             len(set(self.benchmarks)) == len(self.benchmarks),
             f"evaluate.benchmarks lists a set twice: {list(self.benchmarks)}",
+        )
+        require(
+            self.degrade != "bicubic",
+            "evaluate.degrade: bicubic is the sets' own LR, scored anyway; use realesrgan or null",
         )
         require(self.tile >= 0, f"evaluate.tile must be >= 0 (0: no tiling), got {self.tile}")
         require(self.tile_pad >= 0, f"evaluate.tile_pad must be >= 0, got {self.tile_pad}")

@@ -1,9 +1,13 @@
 """Evaluate a trained model on several image sets the way SR papers report it (`scoring` has the
 protocol), beside the bicubic baseline.
 
+With `options.degrade`, every set is also scored on a degraded copy, `<set>-realesrgan`
+(`data.degraded`: made once with a fixed seed and cached), beside the set itself.
+
 Writes, under `out_dir`: `eval.json` (one section per set: the figures `dvc exp show` lists as
-`Set5.psnr_y` and so on), `per_image/<set>.csv`, and `comparisons/<set>/<image>.png` (labelled
-bicubic | model | HR crops of each set's first images, at the same place in every experiment).
+`Set5.psnr_y`, `Set5-realesrgan.psnr_y` and so on), `per_image/<set>.csv`, and
+`comparisons/<set>/<image>.png` (labelled bicubic | model | HR crops of each set's first
+images, at the same place in every experiment).
 The model's `model.pt` holds whatever training chose to ship (the EMA weights when EMA was on).
 """
 
@@ -23,8 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from claritycore.config import EvalOptions
-from claritycore.data.benchmark_sets import hr_images
+from claritycore.data.benchmark_sets import set_images
+from claritycore.data.degraded import DEGRADED_DIR, degraded_set
 from claritycore.data.images import save_png
+from claritycore.data.pairs import ImagePair
 from claritycore.errors import UserError
 from claritycore.interop import load_weights
 from claritycore.scoring import COMPARISONS, SetScores, load_references, score_set
@@ -39,8 +45,9 @@ def summary_table(result: dict[str, Any], seconds: float) -> Table:
     sets = {name: value for name, value in result.items() if isinstance(value, dict)}
     table = Table(title=f"×{result['scale']}, {seconds:.1f}s")
     headers = ("set", "images", "PSNR-Y", "SSIM-Y", "bicubic", "gain", "PSNR-RGB", "SSIM-RGB")
-    for header in headers:
-        table.add_column(header, justify="left" if header == "set" else "right")
+    table.add_column(headers[0], no_wrap=True, min_width=max(map(len, sets), default=3))
+    for header in headers[1:]:
+        table.add_column(header, justify="right")
     for name, s in sets.items():
         table.add_row(
             name,
@@ -67,6 +74,32 @@ def _write_set(out_dir: Path, name: str, scores: SetScores) -> None:
         save_png(strip, crops_dir / f"{image}.png")
 
 
+def with_degraded(
+    images: Mapping[str, list[ImagePair]],
+    *,
+    scale: int,
+    options: EvalOptions,
+    cache: Path,
+    console: Console,
+) -> dict[str, list[ImagePair]]:
+    """Each set followed by its degraded copy `<set>-<options.degrade>` (LR from the cache)."""
+    result: dict[str, list[ImagePair]] = {}
+    for name, files in images.items():
+        degraded = f"{name}-{options.degrade}"
+        if degraded in images:
+            raise UserError(
+                f"a set is named {degraded!r}, the name of {name}'s degraded copy; rename it"
+            )
+        made: list[str] = []
+        result[name] = files
+        result[degraded] = degraded_set(
+            name, files, scale=scale, seed=options.degrade_seed, cache=cache, on_make=made.append
+        )
+        if made:
+            console.print(f"{degraded}: {len(made)} degraded LR images made (once) in {cache}")
+    return result
+
+
 def evaluate(
     model_path: Path,
     sets: Mapping[str, Path],
@@ -74,15 +107,23 @@ def evaluate(
     out_dir: Path,
     options: EvalOptions = EvalOptions(),
     console: Console | None = None,
+    degraded_cache: Path = DEGRADED_DIR,
 ) -> dict[str, Any]:
-    """Score `model_path` on each set (name -> folder of HR images, any layout that
-    `benchmark_sets.hr_images` reads); write the files above; return the eval.json dict."""
+    """Score `model_path` on each set (name -> folder, any layout that
+    `benchmark_sets.set_images` reads), and with `options.degrade` on its degraded copy (cached
+    in `degraded_cache`); write the files above; return the eval.json dict."""
     started = time.perf_counter()
     console = console or Console(stderr=True)
     model, meta = load_weights(Path(model_path))
     scale = int(meta["scale"])
     # Every folder is checked before any work, so a missing set fails in a second.
-    paths = {name: hr_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
+    paths = {name: set_images(folder, scale)[: options.max_images] for name, folder in sets.items()}
+    folders = dict(sets)
+    if options.degrade is not None:
+        paths = with_degraded(
+            paths, scale=scale, options=options, cache=degraded_cache, console=console
+        )
+        folders |= {f"{name}-{options.degrade}": folder for name, folder in sets.items()}
     result: dict[str, Any] = {"scale": scale, "step": meta.get("step"), "ema": meta.get("ema")}
     scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
@@ -106,7 +147,7 @@ def evaluate(
             )
             if not scores.rows:
                 raise NoUsableImages(
-                    f"set {name!r} ({sets[name]}) has no usable image at ×{scale}: "
+                    f"set {name!r} ({folders[name]}) has no usable image at ×{scale}: "
                     + "; ".join(skipped)
                 )
             scored[name] = scores

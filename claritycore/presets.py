@@ -188,6 +188,8 @@ def find_preset(model_type: str, scale: int, fields: dict[str, Any]) -> Preset:
 
 
 def largest_patch(scales: tuple[int, ...]) -> int:
-    """The largest HR patch side of any preset at one of `scales`: a `folder` source drops
-    images smaller than that, since no such preset could crop them."""
-    return max((p.training.patch_size for p in PRESETS.values() if p.scale in scales), default=0)
+    """The largest HR patch side of the model document's presets at one of `scales`: a `folder`
+    source drops images smaller than that, since no such preset could crop them. (The
+    real-world and GAN presets' larger patches do not raise it: a dataset skips, with a
+    warning, the images too small for its patch.)"""
+    return max((p.training.patch_size for p in _PSNR.values() if p.scale in scales), default=0)

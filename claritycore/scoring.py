@@ -3,9 +3,10 @@
 Training's periodic validation and `evaluate` both call `score_set`, so for the same weights,
 images and inference options their figures are equal by construction. Per image:
 
-- HR = the image mod-cropped to a multiple of the scale; LR = MATLAB `imresize(HR, 1/scale)`;
+- HR = the image mod-cropped to a multiple of the scale; LR = MATLAB `imresize(HR, 1/scale)`,
+  or the LR the set gives (a paired layout, or a degraded copy: `data.degraded`);
 - SR = tiled inference of the LR, quantised to uint8 (the figures are those of the saved image);
-  bicubic = MATLAB `imresize(LR, scale)`, also uint8;
+  bicubic = MATLAB `imresize(LR, scale)` of that same LR, also uint8;
 - PSNR/SSIM with a `scale`-pixel border cropped, on BT.601 Y (unrounded, BasicSR) for colour
   images and on the image's own channel for greyscale ones; the model also on all channels
   ("rgb", what BasicSR logs). Bicubic is scored on Y only: its RGB SSIM would cost as much as
@@ -17,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -25,10 +25,11 @@ from torch import nn
 
 from claritycore.config import EvalOptions
 from claritycore.data.images import ImageReadError, load_channels
+from claritycore.data.pairs import ImagePair
 from claritycore.ensemble import SelfEnsemble
 from claritycore.inference import upscale_array
 from claritycore.metrics import psnr, ssim
-from claritycore.resize import imresize, lr_hr_pair
+from claritycore.resize import imresize, lr_hr_pair, modcrop
 
 # SSIM's window is 11 pixels: an image needs that much left after the border crop.
 _SSIM_WINDOW = 11
@@ -75,38 +76,58 @@ def _on_rgb(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
     return psnr(img, hr, crop_border=scale), ssim(img, hr, crop_border=scale)
 
 
-def make_reference(name: str, pixels: np.ndarray, scale: int) -> Reference:
-    """The reference for HR `pixels`; UnusableImage if too small to score at `scale`."""
+def min_side(scale: int) -> int:
+    """The shortest HR side (mod-cropped) scored at `scale`: SSIM's window after the border."""
+    return _SSIM_WINDOW + 2 * scale
+
+
+def make_reference(
+    name: str, pixels: np.ndarray, scale: int, lr: np.ndarray | None = None
+) -> Reference:
+    """The reference for HR `pixels`, scored on `lr` when given (its size must be the HR's,
+    mod-cropped, / scale), else on the HR's MATLAB bicubic downscale; UnusableImage if too
+    small to score at `scale`."""
     height, width = (side - side % scale for side in pixels.shape[:2])
-    if min(height, width) - 2 * scale < _SSIM_WINDOW:
+    if min(height, width) < min_side(scale):
         raise UnusableImage(
             f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: SSIM needs "
             f"{_SSIM_WINDOW}×{_SSIM_WINDOW} pixels after the {scale}-pixel border crop"
         )
-    lr, hr = lr_hr_pair(pixels, scale)
+    if lr is None:
+        lr, hr = lr_hr_pair(pixels, scale)
+    else:
+        hr = modcrop(pixels, scale)
+        if lr.shape[:2] != (height // scale, width // scale):
+            raise UnusableImage(
+                f"its LR is {lr.shape[1]}×{lr.shape[0]}, not {width // scale}×{height // scale}"
+            )
+        if lr.shape[2] != hr.shape[2]:  # a grey HR with a colour LR, or the reverse
+            lr, hr = (np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a for a in (lr, hr))
     hr = np.ascontiguousarray(hr)
     bicubic = imresize(lr, scale)
     return Reference(name, lr, hr, bicubic, _on_y(bicubic, hr, scale))
 
 
-def load_reference(path: Path, scale: int) -> Reference:
-    """The reference for the image file `path`; UnusableImage naming the file if it is not one."""
+def load_reference(image: ImagePair, scale: int) -> Reference:
+    """The reference for one image of a set (HR file, and its LR file if the set gives one);
+    UnusableImage naming the file if it is not one."""
     try:
-        return make_reference(Path(path).stem, load_channels(path), scale)
+        lr = None if image.lr is None else load_channels(image.lr)
+        return make_reference(image.hr.stem, load_channels(image.hr), scale, lr)
     except ImageReadError as error:
         raise UnusableImage(str(error)) from error
     except UnusableImage as error:
-        raise UnusableImage(f"{path}: {error}") from error
+        raise UnusableImage(f"{image.hr}: {error}") from error
 
 
 def load_references(
-    paths: Iterable[Path], scale: int, on_skip: Callable[[str], None]
+    images: Iterable[ImagePair], scale: int, on_skip: Callable[[str], None]
 ) -> Iterator[Reference]:
-    """References for `paths`, one at a time; an unusable file goes to `on_skip(why)` (the
-    reason names the file)."""
-    for path in paths:
+    """References for a set's `images` (`benchmark_sets.set_images`), one at a time; an
+    unusable file goes to `on_skip(why)` (the reason names the file)."""
+    for image in images:
         try:
-            yield load_reference(path, scale)
+            yield load_reference(image, scale)
         except UnusableImage as error:
             on_skip(str(error))
 

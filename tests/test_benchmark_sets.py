@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from claritycore.cli.evaluate import parse_sets
-from claritycore.data.benchmark_sets import BenchmarkSetError, hr_images, set_name
+from claritycore.data.benchmark_sets import BenchmarkSetError, hr_images, set_images, set_name
 from claritycore.errors import UserError
 from claritycore.scoring import load_reference
 
@@ -83,7 +83,7 @@ def _published_bicubic() -> dict[str, dict[int, float]]:
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])
 def test_published_bicubic_psnr_is_reproduced(name: str, scale: int) -> None:
     published = _published_bicubic()[name][scale]
-    refs = [load_reference(path, scale) for path in hr_images(SHARED / name, scale)]
+    refs = [load_reference(image, scale) for image in set_images(SHARED / name, scale)]
     assert len(refs) == {"Set5": 5, "Set14": 14}[name]
     measured = float(np.mean([ref.bicubic_scores[0] for ref in refs]))
     assert measured == pytest.approx(published, abs=0.02)

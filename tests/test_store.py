@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from claritycore.cli import app
+from claritycore.cli import train as train_cli
+from claritycore.config import DegradationConfig
+from claritycore.data.dataset import HRPatchDataset
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
-from claritycore.data.store import ImageStore, extract_store
+from claritycore.data.store import ImageStore, StoreError, ensure_store, extract_store
+from claritycore.errors import ConfigError
 from claritycore.resize import imresize, modcrop
-from tests.helpers import png48
+from tests.helpers import png48, tiny_images
 
+REALESRGAN = DegradationConfig(type="realesrgan")
 SIZES = [(53, 70), (64, 64), (61, 97)]  # (H, W): none a multiple of 3, some of 2 or 4
 
 
@@ -153,3 +162,113 @@ def test_corrupt_pixels_raise_read_error(tmp_path):
     with warnings.catch_warnings(), pytest.raises(ImageReadError, match=r"cut\.png"):
         warnings.simplefilter("ignore")
         load_rgb(cut)
+
+
+def test_hr_only_store_packs_the_same_hr_and_no_lr(src, tmp_path):
+    full = extract_store(src, tmp_path / "full", 2, workers=1)
+    hr_only = extract_store(src, tmp_path / "hr", 2, workers=1, hr_only=True)
+    assert sorted(p.name for p in hr_only.path.iterdir()) == ["hr.u8", "index.json"]
+    assert (hr_only.path / "hr.u8").read_bytes() == (full.path / "hr.u8").read_bytes()
+    index = json.loads((hr_only.path / "index.json").read_text())
+    assert index["files"] == {"hr": "hr.u8"} and index["params"]["lr"].startswith("none")
+    assert (full.has_lr, hr_only.has_lr) == (True, False)
+    # The LR shapes a degradation must produce are still recorded.
+    assert [im.lr_shape for im in hr_only.images] == [im.lr_shape for im in full.images]
+    with pytest.raises(StoreError, match=r"HR images only.*realesrgan"):
+        hr_only.lr_planar(0)
+
+
+def test_bicubic_store_index_is_unchanged_by_the_hr_only_option(src, tmp_path):
+    store = extract_store(src, tmp_path / "x2", 2, workers=1)
+    index = json.loads((store.path / "index.json").read_text())
+    assert index["files"] == {"hr": "hr.u8", "lr": "lr.u8"}
+    assert index["params"]["lr"].startswith("claritycore.resize.imresize")
+
+
+def test_ensure_store_packs_hr_only_when_no_lr_is_read(src, tmp_path):
+    hr_store = ensure_store(src, 2, workers=1, hr_only=True)
+    assert hr_store == src.with_name("src_x2_hr") and not ImageStore.open(hr_store).has_lr
+    with pytest.raises(ConfigError, match="HR images only"):
+        ensure_store(hr_store, 2, workers=1)
+    full = ensure_store(src, 2, workers=1)
+    assert full == src.with_name("src_x2") and ImageStore.open(full).has_lr
+    # Once a full store exists, an HR-only run reads it rather than packing HR twice.
+    shutil.rmtree(hr_store)
+    assert ensure_store(src, 2, workers=1, hr_only=True) == full
+    assert not hr_store.exists()
+
+
+@pytest.mark.parametrize("name", ["hr.u8", "lr.u8"])
+def test_a_truncated_store_is_refused_on_open_with_the_fix(src, tmp_path, name):
+    store = tmp_path / "data" / "stores" / "x2"
+    extract_store(src, store, 2, workers=1)
+    size = (store / name).stat().st_size
+    with open(store / name, "r+b") as f:
+        f.truncate(size - 7)
+    with pytest.raises(StoreError) as error:
+        ImageStore.open(store)
+    message = str(error.value)
+    assert f"{name} holds {size - 7:,} bytes" in message and f"says {size:,}" in message
+    assert "dvc repro -f extract@2" in message and "\n" not in message
+    (store / name).unlink()
+    with pytest.raises(StoreError, match=f"{name} is missing"):
+        ImageStore.open(store)
+
+
+def test_a_foreign_or_garbled_index_is_refused(src, tmp_path):
+    store = extract_store(src, tmp_path / "mine", 2, workers=1).path
+    index = json.loads((store / "index.json").read_text())
+    (store / "index.json").write_text(json.dumps({**index, "version": 99}))
+    with pytest.raises(StoreError, match=r"not a claritycore-patch-store version 1 index"):
+        ImageStore.open(store)
+    (store / "index.json").write_text(json.dumps({**index, "images": [{"name": "a"}]}))
+    with pytest.raises(StoreError, match=r"damaged: index.json lacks or garbles"):
+        ImageStore.open(store)
+    moved = [index["images"][0], {**index["images"][1], "hr_offset": 5}, *index["images"][2:]]
+    (store / "index.json").write_text(json.dumps({**index, "images": moved}))
+    with pytest.raises(StoreError, match=r"places 0001.png at offsets 5/2730, not 10920/2730"):
+        ImageStore.open(store)
+    (store / "index.json").write_text('{"format": ')
+    with pytest.raises(StoreError, match=r"not JSON.*delete .*mine and re-run `claritycore train"):
+        ImageStore.open(store)
+
+
+def test_train_on_a_truncated_store_exits_2_with_one_line(tmp_path, monkeypatch):
+    """The issue's case: hr.u8 cut short. `claritycore train` names the store, the file and
+    the fix in one line, exit status 2, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    tiny_images(tmp_path / "set" / "train")
+    store = tmp_path / "set" / "train_x2"
+    extract_store(tmp_path / "set" / "train", store, 2, workers=1)
+    with open(store / "hr.u8", "r+b") as f:
+        f.truncate(1000)
+    args = ["train", "--preset", "rrdbnet-litex2", "--data", "set/train", "--steps", "2"]
+    result = CliRunner().invoke(app, [*args, "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "set/train_x2 is damaged: hr.u8 holds 1,000 bytes" in lines[0]
+    assert "claritycore train --data" in lines[0]
+
+
+def test_a_degrading_preset_packs_hr_only_from_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_cli, "train", lambda experiment, **kw: None)
+    tiny_images(tmp_path / "set" / "train")
+    result = CliRunner().invoke(app, ["realesrnet-litex2", "--data", "set/train"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "set" / "train_x2_hr").iterdir()) == [
+        "hr.u8",
+        "index.json",
+    ]
+    assert not (tmp_path / "set" / "train_x2").exists()
+
+
+def test_an_hr_only_store_feeds_the_degrading_dataset_like_a_full_one(src, tmp_path):
+    full = extract_store(src, tmp_path / "full", 2, workers=1)
+    hr_only = extract_store(src, tmp_path / "hr", 2, workers=1, hr_only=True)
+    kwargs = {"patch_size": 16, "seed": 5, "length": 12, "degradation": REALESRGAN}
+    from_full, from_hr = HRPatchDataset(full.path, **kwargs), HRPatchDataset(hr_only.path, **kwargs)
+    for index in range(12):
+        (a, _), (b, _) = from_full[index], from_hr[index]
+        assert torch.equal(a, b) and a.shape == (3, 16, 16)

@@ -24,7 +24,7 @@ def calls(monkeypatch, tmp_path):
     """Capture what the commands would train with, without training or extracting."""
     seen = []
     monkeypatch.setattr(train_cli, "train", lambda experiment, **kw: seen.append((experiment, kw)))
-    monkeypatch.setattr(train_cli, "ensure_store", lambda data, scale, workers: data)
+    monkeypatch.setattr(train_cli, "ensure_store", lambda data, scale, **kw: data)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "datasets" / "DIV2K" / "train").mkdir(parents=True)
     (tmp_path / "datasets" / "DIV2K" / "valid").mkdir()

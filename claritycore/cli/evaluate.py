@@ -10,14 +10,20 @@ from rich.console import Console
 from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, SELF_ENSEMBLE_HELP
 from claritycore.config import EvalOptions
 from claritycore.data.benchmark_sets import set_name
+from claritycore.data.degraded import DEGRADED_DIR
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.evaluation import evaluate
 from claritycore.schema import parse
 
 DATA_HELP = (
     "A set to score: PATH or NAME=PATH, a folder of HR images (flat, or HR/, GTmod12/, GT/, "
-    "original/, image_SRF_<scale>/ inside). Repeat for several sets, e.g. "
+    "original/, image_SRF_<scale>/ inside), or of HR images with their own LR (HR/ + LR/, "
+    "GT/ + LQ/, *_HR + *_LR<scale>), scored on that LR. Repeat for several sets, e.g. "
     "--data Set5=data/benchmarks/Set5 --data data/benchmarks/Set14."
+)
+DEGRADE_HELP = (
+    "Also score every set on a copy degraded by this pipeline (realesrgan: Real-ESRGAN's "
+    "defaults), reported as <set>-realesrgan; made once per seed and cached."
 )
 
 
@@ -51,6 +57,11 @@ def evaluate_command(
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, …"),
     precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
+    degrade: str | None = typer.Option(EvalOptions.degrade, help=DEGRADE_HELP),
+    seed: int = typer.Option(EvalOptions.degrade_seed, help="Seed of the degraded copies."),
+    degraded_cache: Path = typer.Option(
+        DEGRADED_DIR, help="Folder caching the degraded copies, one subfolder per set and seed."
+    ),
 ) -> None:
     """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them:
     one row per set."""
@@ -65,8 +76,18 @@ def evaluate_command(
                 "device": device,
                 "precision": precision,
                 "self_ensemble": self_ensemble,
+                "degrade": degrade,
+                "degrade_seed": seed,
             },
             "options",
         )
-        evaluate(model, parse_sets(data), out_dir=out, options=options, console=console)
+        sets = parse_sets(data)
+        evaluate(
+            model,
+            sets,
+            out_dir=out,
+            options=options,
+            console=console,
+            degraded_cache=degraded_cache,
+        )
     console.print(f"wrote {out / 'eval.json'}, {out / 'per_image'}/, {out / 'comparisons'}/")

@@ -214,7 +214,9 @@ def train_command(
         if pretrained is not None:
             read_pretrained(pretrained)  # a bad file fails before any extraction
         scale, workers = job.experiment.model.scale, job.options.loader_workers
-        store = ensure_store(job.data, scale, workers=workers)
+        # A run that degrades its HR crops on the fly reads no LR: its store packs HR only.
+        hr_only = job.experiment.degradation.type == "realesrgan"
+        store = ensure_store(job.data, scale, workers=workers, hr_only=hr_only)
         if job.val_dir is None and job.options.val_images:
             typer.echo(
                 f"note: no validation images found for {job.data} (no valid/ beside it); this "

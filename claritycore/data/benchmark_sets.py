@@ -8,8 +8,10 @@ of these that holds images is used:
 - `image_SRF_<scale>/` (SelfExSR's Set5/Set14/BSD100/Urban100): its `*_HR.*` files;
 - the folder itself (flat), keeping only `*_HR.*` files when there are any.
 
-LR images that come with a set (`LR_bicubic/`, `LRbicx4/`, `*_LR.*`) are never read: the LR is
-always made from the HR by MATLAB bicubic, as the published tables make it.
+A set that comes with its own LR in a paired layout (`HR/` + `LR/`, `GT/` + `LQ/`, RealSR's
+`*_HR` + `*_LR<scale>`: `data.pairs`) is scored on that LR (`set_images`). The bicubic LR that
+other sets come with (`LR_bicubic/`, `LRbicx4/`, SelfExSR's `*_LR.*`) is never read: that LR is
+made from the HR by MATLAB bicubic, as the published tables make it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from claritycore.data.images import IMAGE_SUFFIXES, list_images
+from claritycore.data.pairs import ImagePair, image_pairs, paired_layout
 from claritycore.errors import UserError
 
 BENCHMARKS_DIR = Path("data/benchmarks")
@@ -57,6 +60,16 @@ def hr_images(folder: Path, scale: int) -> list[Path]:
             f"{'/, '.join(HR_SUBFOLDERS)}/ or image_SRF_{scale}/ subfolders; {WHERE_TO_GET}"
         )
     return images
+
+
+def set_images(folder: Path, scale: int) -> list[ImagePair]:
+    """The set's images with the LR each is scored on, sorted by name: the given LR of a paired
+    layout (checked, `data.pairs`), else the HR images (`hr_images`) with `lr=None` (made by
+    MATLAB bicubic)."""
+    folder = Path(folder)
+    if folder.is_dir() and paired_layout(folder) is not None:
+        return image_pairs(folder, scale)
+    return [ImagePair(path) for path in hr_images(folder, scale)]
 
 
 def set_name(folder: Path) -> str:

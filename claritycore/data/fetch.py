@@ -33,6 +33,7 @@ from claritycore.data.images import (
     save_png,
     staged_dir,
 )
+from claritycore.data.pairs import ImagePair, image_pairs, paired_layout
 from claritycore.errors import ConfigError
 from claritycore.presets import largest_patch
 
@@ -126,12 +127,7 @@ def _convert_one(path: Path, out: Path) -> str | None:
 def import_folder(root: Path, dest: Path, min_size: int, workers: int = 4) -> Path:
     """A user's `root/{train,valid}` as 8-bit RGB PNGs in `dest`; training images with a side
     below `min_size` are skipped (counted in the summary)."""
-    for split in SPLITS:
-        if not (root / split).is_dir():
-            raise ConfigError(
-                f"data.root {root} has no {split}/ folder; put HR images in {root}/train and "
-                f"{root}/valid, or use data.source: sample"
-            )
+    _check_splits(root)
     for split in SPLITS:
         images = list_images(root / split)
         if not images:
@@ -170,6 +166,54 @@ def import_folder(root: Path, dest: Path, min_size: int, workers: int = 4) -> Pa
     return dest
 
 
+def _check_splits(root: Path) -> None:
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            raise ConfigError(
+                f"data.root {root} has no {split}/ folder; put HR images in {root}/train and "
+                f"{root}/valid, or use data.source: sample"
+            )
+
+
+def import_pairs(
+    root: Path, dest: Path, scales: tuple[int, ...], min_size: int, workers: int = 4
+) -> Path:
+    """A user's LR/HR pairs (`root/{train,valid}` in any layout of `data.pairs`), checked at
+    every scale before anything is written, as `dest/<split>/<stem>_HR.png` beside
+    `<stem>_LR<s>.png` (RealSR's layout, which holds one LR per scale). Training pairs whose
+    HR has a side below `min_size` are skipped (counted in the summary)."""
+    _check_splits(root)
+    chosen: dict[str, dict[int, list[ImagePair]]] = {}
+    for split in SPLITS:
+        if paired_layout(root / split) is None:
+            raise ConfigError(
+                f"data.source: paired, but {root / split} holds no LR/HR pairs; use HR/ + LR/ "
+                "(same names), GT/ + LQ/, or <name>_HR.png beside <name>_LR<scale>.png, or "
+                "data.source: folder for HR images alone"
+            )
+        chosen[split] = {scale: image_pairs(root / split, scale) for scale in scales}
+    for split, by_scale in chosen.items():
+        hr_files = {pair.hr for pairs in by_scale.values() for pair in pairs}
+        small = {h for h in hr_files if split == "train" and min(image_size(h)) < min_size}
+        jobs = [(h, f"{h.stem.removesuffix('_HR')}_HR.png") for h in sorted(hr_files - small)]
+        jobs += [
+            (pair.lr, f"{pair.hr.stem.removesuffix('_HR')}_LR{scale}.png")
+            for scale, pairs in by_scale.items()
+            for pair in pairs
+            if pair.hr not in small
+        ]
+        with staged_dir(dest / split) as tmp, ThreadPoolExecutor(workers) as pool:
+            notes = list(pool.map(lambda job: _convert_one(job[0], tmp / job[1]), jobs))
+        converted = [n for n in notes if n]
+        summary = f"{split}: {len(hr_files) - len(small)} pairs in {dest / split}"
+        if converted:
+            summary += f"; {len(converted)} files converted to 8-bit RGB PNG"
+        if small:
+            summary += f"; {len(small)} skipped as smaller than {min_size} px"
+        console.print(summary)
+    return dest
+
+
 def fetch(
     data: DataParams,
     dest: Path,
@@ -178,14 +222,17 @@ def fetch(
     workers: int = 4,
     policy: DownloadPolicy = DownloadPolicy(),
 ) -> Path:
-    """Put `data.source`'s HR images in `dest/train` and `dest/valid` (PNG, 8-bit RGB).
+    """Put `data.source`'s HR images in `dest/train` and `dest/valid` (PNG, 8-bit RGB), with
+    their LR for a `paired` source.
 
-    A `folder` source drops training images smaller than the largest patch of any preset at
-    `data.scales` (no such preset could crop them).
+    A `folder` or `paired` source drops training images smaller than the largest patch of any
+    preset at `data.scales` (no such preset could crop them).
     """
     dest = Path(dest)
     if data.source == "div2k":
         return fetch_div2k(dest, data.url, DIV2K_FILES, downloads=downloads, policy=policy)
     if data.source == "sample":
         return _copy_sample(dest)
+    if data.source == "paired":
+        return import_pairs(Path(data.root), dest, data.scales, largest_patch(data.scales), workers)
     return import_folder(Path(data.root), dest, largest_patch(data.scales), workers)

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from claritycore import interop, weights
 from claritycore.config import EvalOptions, RunOptions, TrainingConfig
-from claritycore.data.benchmark_sets import hr_images
+from claritycore.data.benchmark_sets import set_images
 from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
 from claritycore.degradation import collate_hr_draws
 from claritycore.device import (
@@ -269,7 +269,7 @@ def _run(
     val_options = EvalOptions(device=str(device))
     references = []
     if is_main and val_dir is not None and options.val_images:
-        files = hr_images(Path(val_dir), scale)[: options.val_images]
+        files = set_images(Path(val_dir), scale)[: options.val_images]
         warn = console.print
         references = list(
             load_references(files, scale, on_skip=lambda why: warn(f"[yellow]skipped[/] {why}"))
