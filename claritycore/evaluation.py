@@ -40,6 +40,17 @@ class NoUsableImages(UserError, ValueError):
     """Every image of a set was unreadable or too small."""
 
 
+def scored_model(meta: Mapping[str, Any]) -> str:
+    """What eval.json says was scored: the preset that trained it, a GAN stage with the PSNR
+    preset it started from, or the architecture of weights trained elsewhere."""
+    experiment = meta["experiment"]
+    if experiment is None:
+        return meta["model_type"]
+    adversarial = experiment.get("adversarial")  # absent in L1 and older files
+    suffix = f" (GAN stage from {adversarial['base']})" if adversarial else ""
+    return f"{experiment['preset']}{suffix}"
+
+
 def summary_table(result: dict[str, Any], seconds: float) -> Table:
     """One row per set: model and bicubic PSNR/SSIM (the rich table `evaluate` prints)."""
     sets = {name: value for name, value in result.items() if isinstance(value, dict)}
@@ -124,7 +135,8 @@ def evaluate(
             paths, scale=scale, options=options, cache=degraded_cache, console=console
         )
         folders |= {f"{name}-{options.degrade}": folder for name, folder in sets.items()}
-    result: dict[str, Any] = {"scale": scale, "step": meta.get("step"), "ema": meta.get("ema")}
+    result: dict[str, Any] = {"model": scored_model(meta), "scale": scale}
+    result |= {"step": meta.get("step"), "ema": meta.get("ema")}
     scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:

@@ -1,0 +1,87 @@
+"""The two-stage pipeline with DVC for real: a GAN preset takes its PSNR model from DVC's run
+cache, and a changed adversarial value re-runs only the `adversarial` stage and evaluate.
+
+Runs in the session's shared repository after tests/test_pipeline_e2e.py (tests/conftest.py):
+its experiment `first` trained rrdbnet-litex2 with the tiny recipe, the PSNR stage of
+esrgan-litex2 with the same values.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import random_vgg19
+from tests.pipeline_repo import TINY, Repo, metric, set_args
+
+# The tiny recipe's values for the PSNR stage too, so it is `first`'s; a small U-Net
+# discriminator takes the tiny 32² patches (ESRGAN's VGG one needs 128²).
+GAN = {
+    "preset": "esrgan-litex2",
+    **{key.replace("overrides.", "base_overrides."): v for key, v in TINY.items()
+       if key.startswith("overrides.")},
+    "adversarial.discriminator": "unet_sn",
+    "adversarial.d_num_feat": 8,
+    "adversarial.perceptual_weight": 0.0,
+}  # fmt: skip
+
+
+def _args(values: dict) -> list[str]:
+    return set_args(**{key.replace(".", "__"): value for key, value in values.items()})
+
+
+def _ran(out: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", out)
+
+
+@pytest.fixture(scope="module")
+def first(repo: Repo) -> str:
+    """test_pipeline_e2e's `first` (rrdbnet-litex2, tiny recipe), or made here when run alone."""
+    if "first" not in repo.experiments():
+        repo.dvc("exp", "run", "-n", "first", "-S", "preset=rrdbnet-litex2", *set_args())
+    return "first"
+
+
+@pytest.mark.e2e
+def test_gan_preset_takes_its_psnr_stage_from_the_run_cache(repo: Repo, first: str):
+    out = repo.dvc("exp", "run", "-n", "gan", *_args(GAN))
+    assert "Stage 'train' is cached - skipping run" in out, out
+    assert "train" not in _ran(out) and {"adversarial", "evaluate"} <= set(_ran(out)), out
+    runs = repo.experiments()
+    gan, psnr = runs["gan"], runs[first]
+    # The PSNR stage's logged figures are `first`'s; the adversarial stage logged its terms.
+    assert metric(gan, "dvclive/metrics.json", "val/psnr_y") == metric(
+        psnr, "dvclive/metrics.json", "val/psnr_y"
+    )
+    logged = gan["metrics"]["dvclive-adversarial/metrics.json"]["data"]["train"]
+    assert {"loss_pixel", "loss_gan", "loss_d_real", "loss_d_fake", "d_real", "d_fake"} <= set(
+        logged
+    )
+    # dvc exp show says which model was scored.
+    assert gan["metrics"]["metrics/eval.json"]["data"]["model"] == (
+        "esrgan-litex2 (GAN stage from rrdbnet-litex2)"
+    )
+    assert psnr["metrics"]["metrics/eval.json"]["data"]["model"] == "rrdbnet-litex2"
+    assert gan["params"]["build/config.yaml"]["data"]["adversarial"]["base"] == "rrdbnet-litex2"
+
+
+@pytest.mark.e2e
+def test_changed_adversarial_value_reruns_only_that_stage_and_evaluate(repo: Repo, first: str):
+    vgg = random_vgg19(repo.path / "vgg19-random.pth")
+    changes = {**GAN, "adversarial.perceptual_weight": 0.5, "train.vgg_weights": str(vgg)}
+    out = repo.dvc("exp", "run", "-n", "gan-vgg", *_args(changes))
+    assert _ran(out) == ["resolve", "adversarial", "evaluate"], out
+    logged = repo.experiments()["gan-vgg"]["metrics"]["dvclive-adversarial/metrics.json"]
+    assert "loss_perceptual" in logged["data"]["train"]
+
+
+@pytest.mark.e2e
+def test_l1_preset_passes_its_model_through(repo: Repo, first: str):
+    """An L1 experiment's `adversarial` stage copies the PSNR model: models/model.pt is
+    models/base.pt, and its log is empty (no columns in dvc exp show)."""
+    repo.dvc("exp", "apply", first)
+    assert (repo.path / "models" / "model.pt").read_bytes() == (
+        repo.path / "models" / "base.pt"
+    ).read_bytes()
+    assert (repo.path / "dvclive-adversarial" / "metrics.json").read_text().strip() == "{}"
