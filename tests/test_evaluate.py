@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from claritycore.config import EvalOptions
+from claritycore.data import backbones
 from claritycore.data.benchmark_sets import BenchmarkSetError
 from claritycore.evaluation import NoUsableImages, evaluate
 from claritycore.inference import upscale
@@ -41,6 +42,13 @@ def _image(height: int, width: int, seed: int) -> np.ndarray:
     base = np.stack([x / width, y / height, (x + y) / (width + height)], axis=2) * 200
     texture = 40 * np.sin(x[..., None] * rng.uniform(0.3, 0.9, 3) + y[..., None] * 0.5)
     return np.clip(base + texture + 8, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def no_alexnet_weights(tmp_path, monkeypatch):
+    """LPIPS skipped whatever this machine holds: its torch hub cache is not consulted."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(backbones, "PIPELINE_WEIGHTS", tmp_path / "weights")
 
 
 @pytest.fixture

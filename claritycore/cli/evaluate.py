@@ -50,10 +50,15 @@ def evaluate_command(
     self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, …"),
     precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
+    perceptual: bool = typer.Option(
+        EvalOptions.perceptual,
+        help="Also NIQE (model and bicubic) and LPIPS-Alex (needs torchvision's AlexNet weights; "
+        "skipped with a warning without them).",
+    ),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
 ) -> None:
-    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them:
-    one row per set."""
+    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them,
+    and NIQE/LPIPS: one row per set."""
     console = Console()
     with exit_on_user_error("error"):
         options = parse(
@@ -65,6 +70,7 @@ def evaluate_command(
                 "device": device,
                 "precision": precision,
                 "self_ensemble": self_ensemble,
+                "perceptual": perceptual,
             },
             "options",
         )
