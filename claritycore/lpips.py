@@ -128,4 +128,11 @@ def lpips_distance(model: LPIPS, a: np.ndarray, b: np.ndarray, crop_border: int 
     if min(a.shape[:2]) < MIN_SIDE:
         return math.nan
     device = model.shift.device
-    return float(model(to_input(a, device), to_input(b, device))[0])
+    # IEEE fp32 convolutions, not TF32 (cuDNN's default on Ampere and later): a figure that
+    # must not depend on which GPU, or whether one, computed it.
+    cudnn = torch.backends.cudnn
+    allow_tf32, cudnn.allow_tf32 = cudnn.allow_tf32, False
+    try:
+        return float(model(to_input(a, device), to_input(b, device))[0])
+    finally:
+        cudnn.allow_tf32 = allow_tf32

@@ -62,6 +62,21 @@ def test_each_layer_matches(alexnet_file) -> None:
         assert lpips_distance(metric, a, b) == pytest.approx(expected[keep], abs=1e-7, rel=0)
 
 
+def test_tf32_is_off_during_lpips_and_restored(metric: LPIPS, monkeypatch) -> None:
+    seen = []
+    forward = LPIPS.forward
+
+    def spy(self, a, b):
+        seen.append(torch.backends.cudnn.allow_tf32)
+        return forward(self, a, b)
+
+    monkeypatch.setattr(LPIPS, "forward", spy)
+    before = torch.backends.cudnn.allow_tf32
+    a, b = pairs()["cat_ripple"]
+    lpips_distance(metric, a, b)
+    assert seen == [False] and torch.backends.cudnn.allow_tf32 == before
+
+
 def test_crop_and_small_images(metric: LPIPS) -> None:
     a, b = pairs()["cat_ripple"]
     c = 4
