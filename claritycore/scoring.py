@@ -10,9 +10,9 @@ images and inference options their figures are equal by construction. Per image:
   images and on the image's own channel for greyscale ones; the model also on all channels
   ("rgb", what BasicSR logs). Bicubic is scored on Y only: its RGB SSIM would cost as much as
   the model's, for a figure no table prints.
-- If asked (`perceptual`), with the same border cropped: NIQE of the model's and of bicubic's
-  output (no reference; BasicSR's, on Y), and LPIPS-Alex of the model's output against HR when
-  an LPIPS network is given. PSNR rewards blur; these show what a GAN stage changes.
+- If asked (`options.perceptual`), with the same border cropped: NIQE of the model's and of
+  bicubic's output (no reference; BasicSR's, on Y), and LPIPS-Alex of the model's output
+  against HR when an LPIPS network is given. PSNR rewards blur; these show what a GAN changes.
 """
 
 from __future__ import annotations
