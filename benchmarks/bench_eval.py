@@ -8,6 +8,11 @@ reference (LR, bicubic upscaling, bicubic PSNR/SSIM: the baseline), the model's 
 and the model's PSNR/SSIM plus the comparison crop. The model has random weights: the time does
 not depend on their values. Prints images/s and the share of inference the rest takes (the
 target: at most 25%); `--repeats` runs the whole set several times and reports medians.
+
+With `--perceptual` (the default, as `evaluate.perceptual`), also seconds per image of NIQE
+(model and bicubic output: two calls), LPIPS-Alex (randomly initialised, as the time does not
+depend on the weights, so torchvision's file is not needed) and, for scale, of all PSNR/SSIM
+calls (model Y and RGB, bicubic Y).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claritycore import scoring
+from claritycore import evaluation, scoring
 from claritycore.config import EvalOptions
 from claritycore.evaluation import evaluate
 from claritycore.experiment import resolve
+from claritycore.lpips import LPIPS
 from claritycore.models import AutoModel
 from claritycore.weights import save_model
 
@@ -50,12 +56,11 @@ def timed(module, name: str, totals: dict[str, float]):
 
 def run_once(model_path: Path, folder: Path, options: EvalOptions) -> dict[str, float]:
     """Seconds of each part of one `evaluate` of `folder`."""
-    totals: dict[str, float] = {}
-    originals = {
-        "load_reference": timed(scoring, "load_reference", totals),
-        "upscale_array": timed(scoring, "upscale_array", totals),
-        "comparison": timed(scoring, "comparison", totals),
-    }
+    totals: dict[str, float] = dict.fromkeys(("niqe", "lpips_distance", "psnr", "ssim"), 0.0)
+    parts = ("load_reference", "upscale_array", "comparison", *totals)
+    originals = {name: timed(scoring, name, totals) for name in parts}
+    lpips_network = evaluation.lpips_network
+    evaluation.lpips_network = lambda options, console: LPIPS()
     try:
         with tempfile.TemporaryDirectory() as out:
             tic = time.perf_counter()
@@ -65,6 +70,7 @@ def run_once(model_path: Path, folder: Path, options: EvalOptions) -> dict[str, 
     finally:
         for name, original in originals.items():
             setattr(scoring, name, original)
+        evaluation.lpips_network = lpips_network
     totals["images"] = result["set"]["images"]
     # What is neither the reference nor inference: the model's metrics, crops, CSV, JSON.
     totals["metrics_and_crops"] = (
@@ -79,6 +85,7 @@ def main(
     tile: int = typer.Option(EvalOptions.tile, help="Tile side (LR pixels), 0 = whole image."),
     precision: str = typer.Option("auto", help="auto, fp32, bf16."),
     repeats: int = typer.Option(3, help="Runs over the whole set; medians are reported."),
+    perceptual: bool = typer.Option(EvalOptions.perceptual, help="Also NIQE and LPIPS."),
 ) -> None:
     """images/s of evaluate, and the share of inference the rest of it takes."""
     console = Console()
@@ -87,7 +94,7 @@ def main(
         model_path = Path(tmp) / "model.pt"
         torch.manual_seed(0)
         save_model(model_path, AutoModel.from_config(experiment.model), experiment={}, step=0)
-        options = EvalOptions(tile=tile, precision=precision, device="cpu")
+        options = EvalOptions(tile=tile, precision=precision, device="cpu", perceptual=perceptual)
         run_once(model_path, folder, options)  # warm-up: first-call costs
         runs = [run_once(model_path, folder, options) for _ in range(repeats)]
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
@@ -101,10 +108,26 @@ def main(
         "read HR + LR + bicubic + its metrics": median["load_reference"],
         "model metrics + crops + files": median["metrics_and_crops"],
         "  of which crops": median["comparison"],
+        "  of which NIQE": median["niqe"],
+        "  of which LPIPS": median["lpips_distance"],
     }
     for part, seconds in parts.items():
         table.add_row(part, f"{seconds:.2f}", f"{100 * seconds / inference:.1f}%")
     console.print(table)
+    images = median["images"]
+    metrics = Table(title="seconds per image (median of the runs)")
+    for column in ("metric", "s/image", "vs PSNR+SSIM"):
+        metrics.add_column(column, justify="left" if column == "metric" else "right")
+    reference = (median["psnr"] + median["ssim"]) / images
+    per_image = {
+        "PSNR + SSIM (model Y, RGB; bicubic Y)": reference,
+        "NIQE (model + bicubic)": median["niqe"] / images,
+        "LPIPS-Alex (model vs HR)": median["lpips_distance"] / images,
+        "inference": inference / images,
+    }
+    for metric, seconds in per_image.items():
+        metrics.add_row(metric, f"{seconds:.3f}", f"{seconds / reference:.2f}x")
+    console.print(metrics)
     overhead = median["total"] - inference
     console.print(
         f"{median['images'] / median['total']:.2f} images/s; everything but inference: "

@@ -201,6 +201,10 @@ class EvalOptions:
     # the default DegradationConfig and `degrade_seed` and cached.
     degrade: Degradation | None = None
     degrade_seed: int = 0
+    # Also NIQE (model and bicubic; no reference) and LPIPS-Alex (when torchvision's AlexNet
+    # weights are there, else skipped with a warning) per image and set. Training's
+    # validation turns it off: it logs PSNR/SSIM only.
+    perceptual: bool = True
 
     def __post_init__(self) -> None:
         for name in self.benchmarks:

@@ -5,7 +5,8 @@ With `options.degrade`, every set is also scored on a degraded copy, `<set>-real
 (`data.degraded`: made once with a fixed seed and cached), beside the set itself.
 
 Writes, under `out_dir`: `eval.json` (one section per set: the figures `dvc exp show` lists as
-`Set5.psnr_y`, `Set5-realesrgan.psnr_y` and so on), `per_image/<set>.csv`, and
+`Set5.psnr_y`, `Set5-realesrgan.psnr_y`, `Set14.niqe`, `valid.lpips` and so on),
+`per_image/<set>.csv`, and
 `comparisons/<set>/<image>.png` (labelled bicubic | model | HR crops of each set's first
 images, at the same place in every experiment).
 The model's `model.pt` holds whatever training chose to ship (the EMA weights when EMA was on).
@@ -27,12 +28,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from claritycore.config import EvalOptions
+from claritycore.data import backbones
 from claritycore.data.benchmark_sets import set_images
 from claritycore.data.degraded import DEGRADED_DIR, degraded_set
 from claritycore.data.images import save_png
 from claritycore.data.pairs import ImagePair
+from claritycore.device import resolve_device
 from claritycore.errors import UserError
 from claritycore.interop import load_weights
+from claritycore.lpips import LPIPS, load_lpips
 from claritycore.scoring import COMPARISONS, SetScores, load_references, score_set
 
 
@@ -51,14 +55,24 @@ def scored_model(meta: Mapping[str, Any]) -> str:
     return f"{experiment['preset']}{suffix}"
 
 
+# The perceptual columns of the printed table: (eval.json key, header, format).
+_PERCEPTUAL_COLUMNS = (
+    ("niqe", "NIQE", ".3f"),
+    ("bicubic_niqe", "bicubic NIQE", ".3f"),
+    ("lpips", "LPIPS", ".4f"),
+)
+
+
 def summary_table(result: dict[str, Any], seconds: float) -> Table:
-    """One row per set: model and bicubic PSNR/SSIM (the rich table `evaluate` prints)."""
+    """One row per set: model and bicubic PSNR/SSIM, and NIQE/LPIPS where scored (the rich
+    table `evaluate` prints)."""
     sets = {name: value for name, value in result.items() if isinstance(value, dict)}
     table = Table(title=f"×{result['scale']}, {seconds:.1f}s")
-    headers = ("set", "images", "PSNR-Y", "SSIM-Y", "bicubic", "gain", "PSNR-RGB", "SSIM-RGB")
-    table.add_column(headers[0], no_wrap=True, min_width=max(map(len, sets), default=3))
-    for header in headers[1:]:
-        table.add_column(header, justify="right")
+    headers = ["set", "images", "PSNR-Y", "SSIM-Y", "bicubic", "gain", "PSNR-RGB", "SSIM-RGB"]
+    # Lower is better for both: NIQE (no reference) and LPIPS (distance to HR).
+    extra = [c for c in _PERCEPTUAL_COLUMNS if any(c[0] in s for s in sets.values())]
+    for header in headers + [header for _, header, _ in extra]:
+        table.add_column(header, justify="left" if header == "set" else "right")
     for name, s in sets.items():
         table.add_row(
             name,
@@ -69,14 +83,28 @@ def summary_table(result: dict[str, Any], seconds: float) -> Table:
             f"{s['gain_psnr_y']:+.2f}",
             f"{s['psnr_rgb']:.2f}",
             f"{s['ssim_rgb']:.4f}",
+            *(format(s[key], spec) if key in s else "-" for key, _, spec in extra),
         )
     return table
+
+
+def lpips_network(options: EvalOptions, console: Console) -> LPIPS | None:
+    """LPIPS-Alex on the evaluation device if torchvision's AlexNet weights are there (found
+    and verified by `backbones`); else None and one warning line saying what to put where."""
+    try:
+        path = backbones.require("alexnet")
+    except UserError as error:
+        console.print(f"[yellow]LPIPS skipped[/]: {error}", soft_wrap=True)
+        return None
+    return load_lpips(path, resolve_device(options.device))
 
 
 def _write_set(out_dir: Path, name: str, scores: SetScores) -> None:
     with open(out_dir / "per_image" / f"{name}.csv", "w", newline="") as f:
         rows = [asdict(row) for row in scores.rows]
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        # Figures not scored (None in every row) get no column.
+        columns = [key for key in rows[0] if any(row[key] is not None for row in rows)]
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     crops_dir = out_dir / "comparisons" / name
@@ -137,6 +165,7 @@ def evaluate(
         folders |= {f"{name}-{options.degrade}": folder for name, folder in sets.items()}
     result: dict[str, Any] = {"model": scored_model(meta), "scale": scale}
     result |= {"step": meta.get("step"), "ema": meta.get("ema")}
+    lpips = lpips_network(options, console) if options.perceptual else None
     scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
@@ -156,6 +185,7 @@ def evaluate(
                 options=options,
                 crops=COMPARISONS,
                 on_image=lambda _row, task=task: progress.advance(task),
+                lpips=lpips,
             )
             if not scores.rows:
                 raise NoUsableImages(

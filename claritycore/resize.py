@@ -38,7 +38,7 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
-def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """MATLAB's `contributions`: per output sample, its input indices (0-based, mirrored into
     range) and normalised weights, both of shape (out_len, taps)."""
     width = 4.0 / scale if scale < 1 else 4.0
@@ -63,7 +63,7 @@ def _plan(in_len: int, scale: float, block: int) -> tuple[int, np.ndarray, np.nd
     `weights[b] @ x[start[b] : start[b] + span]`, with `weights` of shape (blocks, block, span).
     """
     out_len = math.ceil(in_len * scale)
-    src, weights = _contributions(in_len, out_len, scale)
+    src, weights = contributions(in_len, out_len, scale)
     rows = np.arange(out_len)
     blk = rows // block
     nblocks = int(blk[-1]) + 1

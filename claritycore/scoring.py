@@ -11,13 +11,16 @@ images and inference options their figures are equal by construction. Per image:
   images and on the image's own channel for greyscale ones; the model also on all channels
   ("rgb", what BasicSR logs). Bicubic is scored on Y only: its RGB SSIM would cost as much as
   the model's, for a figure no table prints.
+- If asked (`options.perceptual`), with the same border cropped: NIQE of the model's and of
+  bicubic's output (no reference; BasicSR's, on Y), and LPIPS-Alex of the model's output
+  against HR when an LPIPS network is given. PSNR rewards blur; these show what a GAN changes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -28,7 +31,9 @@ from claritycore.data.images import ImageReadError, load_channels
 from claritycore.data.pairs import ImagePair
 from claritycore.ensemble import SelfEnsemble
 from claritycore.inference import upscale_array
+from claritycore.lpips import LPIPS, lpips_distance
 from claritycore.metrics import psnr, ssim
+from claritycore.niqe import niqe
 from claritycore.resize import imresize, lr_hr_pair, modcrop
 
 # SSIM's window is 11 pixels: an image needs that much left after the border crop.
@@ -41,6 +46,9 @@ _GAP = 4
 LABEL_HEIGHT = 20
 # What a set's section of eval.json averages, besides the gain and the image count.
 FIGURES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bicubic_psnr_y", "bicubic_ssim_y")
+# Averaged over the images that have them, when scored: None per image when not asked for,
+# NaN where undefined (NIQE needs two 96×96 blocks; LPIPS a side of 31 pixels).
+PERCEPTUAL_FIGURES = ("niqe", "bicubic_niqe", "lpips")
 
 
 class UnusableImage(ValueError):
@@ -145,6 +153,9 @@ class ImageScores:
     bicubic_ssim_y: float
     gain_psnr_y: float
     seconds: float
+    niqe: float | None = None
+    bicubic_niqe: float | None = None
+    lpips: float | None = None
 
 
 @dataclass
@@ -155,10 +166,16 @@ class SetScores:
     crops: dict[str, np.ndarray] = field(default_factory=dict)
 
     def means(self) -> dict[str, float | int]:
-        """The set's figures: mean model and bicubic PSNR/SSIM, the gain and the image count."""
+        """The set's figures: mean model and bicubic PSNR/SSIM, the gain and the image count;
+        each perceptual figure that was scored, over the images where it is defined."""
         result: dict[str, float | int] = {
             name: float(np.mean([getattr(row, name) for row in self.rows])) for name in FIGURES
         }
+        for name in PERCEPTUAL_FIGURES:
+            values = [getattr(row, name) for row in self.rows]
+            defined = [v for v in values if v is not None and not np.isnan(v)]
+            if defined:
+                result[name] = float(np.mean(defined))
         result["gain_psnr_y"] = result["psnr_y"] - result["bicubic_psnr_y"]
         result["images"] = len(self.rows)
         return result
@@ -216,11 +233,13 @@ def score_set(
     options: EvalOptions = EvalOptions(),
     crops: int = 0,
     on_image: Callable[[ImageScores], None] | None = None,
+    lpips: LPIPS | None = None,
 ) -> SetScores:
     """Score `model` on `references`; keep labelled crops of the first `crops` images.
 
     `options` gives the inference: tiling, device, precision and `self_ensemble`.
     `model` is moved to the device and put in eval mode (pass a copy of a training model).
+    `options.perceptual` adds NIQE of model and bicubic, and LPIPS if `lpips` is given.
     """
     network = SelfEnsemble(model) if options.self_ensemble else model
     result = SetScores()
@@ -239,6 +258,13 @@ def score_set(
         model_scores = _on_y(sr, reference.hr, scale) + _on_rgb(sr, reference.hr, scale)
         gain = model_scores[0] - reference.bicubic_scores[0]
         row = ImageScores(reference.name, *model_scores, *reference.bicubic_scores, gain, seconds)
+        if options.perceptual:
+            row = replace(
+                row,
+                niqe=niqe(sr, crop_border=scale),
+                bicubic_niqe=niqe(reference.bicubic, crop_border=scale),
+                lpips=None if lpips is None else lpips_distance(lpips, sr, reference.hr, scale),
+            )
         result.rows.append(row)
         if len(result.crops) < crops:
             result.crops[reference.name] = comparison(reference, sr, model_scores[0])

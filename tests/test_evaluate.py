@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from claritycore.config import EvalOptions
+from claritycore.data import backbones
 from claritycore.data.benchmark_sets import BenchmarkSetError
 from claritycore.evaluation import NoUsableImages, evaluate
 from claritycore.inference import upscale
@@ -43,6 +44,13 @@ def _image(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(base + texture + 8, 0, 255).astype(np.uint8)
 
 
+@pytest.fixture(autouse=True)
+def no_alexnet_weights(tmp_path, monkeypatch):
+    """LPIPS skipped whatever this machine holds: its torch hub cache is not consulted."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(backbones, "PIPELINE_WEIGHTS", tmp_path / "weights")
+
+
 @pytest.fixture
 def setup(tmp_path):
     valid = tmp_path / "valid"
@@ -64,8 +72,10 @@ def test_evaluate_writes_every_output_and_exact_metrics(setup) -> None:
     result = evaluate(tmp_path / "model.pt", sets, out_dir=out, options=EvalOptions(tile=16))
 
     assert json.loads((out / "eval.json").read_text()) == result
-    assert set(result) == {"scale", "step", "ema", "valid"}
+    assert set(result) == {"model", "scale", "step", "ema", "valid"}
     assert result["scale"] == 4 and result["step"] == 3 and result["ema"] is True
+    # No training config in the file: the architecture names what was scored.
+    assert result["model"] == "rrdbnet"
     scores = result["valid"]
     assert set(scores) == SET_KEYS and scores["images"] == 2
 

@@ -58,14 +58,14 @@ queue_size: 180
 """
 DATASET = """
 blur_kernel_size: 21
-kernel_list: ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+kernel_list: [iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso]
 kernel_prob: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
 sinc_prob: 0.1
 blur_sigma: [0.2, 3]
 betag_range: [0.5, 4]
 betap_range: [1, 2]
 blur_kernel_size2: 21
-kernel_list2: ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+kernel_list2: [iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso]
 kernel_prob2: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
 sinc_prob2: 0.1
 blur_sigma2: [0.2, 1.5]
@@ -99,9 +99,23 @@ def main() -> None:
     dataset_options = yaml.safe_load(DATASET) | {"dataroot_gt": str(args.hr), "meta_info": None}
     dataset = RealESRGANDataset.__new__(RealESRGANDataset)  # kernels only: no file list needed
     dataset.opt = dataset_options
-    for key in ("blur_kernel_size", "kernel_list", "kernel_prob", "blur_sigma", "betag_range",
-                "betap_range", "sinc_prob", "blur_kernel_size2", "kernel_list2", "kernel_prob2",
-                "blur_sigma2", "betag_range2", "betap_range2", "sinc_prob2", "final_sinc_prob"):
+    for key in (
+        "blur_kernel_size",
+        "kernel_list",
+        "kernel_prob",
+        "blur_sigma",
+        "betag_range",
+        "betap_range",
+        "sinc_prob",
+        "blur_kernel_size2",
+        "kernel_list2",
+        "kernel_prob2",
+        "blur_sigma2",
+        "betag_range2",
+        "betap_range2",
+        "sinc_prob2",
+        "final_sinc_prob",
+    ):
         setattr(dataset, key, dataset_options[key])
     dataset.kernel_range = [2 * v + 1 for v in range(3, 11)]
     dataset.pulse_tensor = torch.zeros(21, 21).float()
@@ -126,8 +140,9 @@ def main() -> None:
         image = image[:h, :w]
         kernels = dataset[0]
         gt = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        model.feed_data({"gt": gt, **{k: kernels[k][None] for k in
-                                       ("kernel1", "kernel2", "sinc_kernel")}})
+        model.feed_data(
+            {"gt": gt, **{k: kernels[k][None] for k in ("kernel1", "kernel2", "sinc_kernel")}}
+        )
         lq = (model.lq[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         Image.fromarray(image).save(args.out / "HR" / f"{path.stem}.png")
         Image.fromarray(lq).save(args.out / "LR" / f"{path.stem}.png")

@@ -56,6 +56,11 @@ def evaluate_command(
     self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, …"),
     precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
+    perceptual: bool = typer.Option(
+        EvalOptions.perceptual,
+        help="Also NIQE (model and bicubic) and LPIPS-Alex (needs torchvision's AlexNet weights; "
+        "skipped with a warning without them).",
+    ),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
     degrade: str | None = typer.Option(EvalOptions.degrade, help=DEGRADE_HELP),
     seed: int = typer.Option(EvalOptions.degrade_seed, help="Seed of the degraded copies."),
@@ -63,8 +68,8 @@ def evaluate_command(
         DEGRADED_DIR, help="Folder caching the degraded copies, one subfolder per set and seed."
     ),
 ) -> None:
-    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them:
-    one row per set."""
+    """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them,
+    and NIQE/LPIPS: one row per set."""
     console = Console()
     with exit_on_user_error("error"):
         options = parse(
@@ -78,6 +83,7 @@ def evaluate_command(
                 "self_ensemble": self_ensemble,
                 "degrade": degrade,
                 "degrade_seed": seed,
+                "perceptual": perceptual,
             },
             "options",
         )

@@ -265,8 +265,8 @@ def _run(
             ema.load_state_dict(model.state_dict())
     log = MetricLog(live_dir, history, main=is_main)
     # Validation is `evaluate`'s scoring with its default inference options: for the same
-    # weights and images the figures are equal.
-    val_options = EvalOptions(device=str(device))
+    # weights and images the figures are equal. It logs PSNR/SSIM only: no NIQE/LPIPS cost.
+    val_options = EvalOptions(device=str(device), perceptual=False)
     references = []
     if is_main and val_dir is not None and options.val_images:
         files = set_images(Path(val_dir), scale)[: options.val_images]
