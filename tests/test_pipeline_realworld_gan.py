@@ -1,5 +1,6 @@
-"""The two-stage pipeline with DVC for real: a GAN preset takes its PSNR model from DVC's run
-cache, and a changed adversarial value re-runs only the `adversarial` stage and evaluate.
+"""Real-world data and the two-stage pipeline with DVC for real: `degradation.type=realesrgan`
+on the sample data; a GAN preset takes its PSNR model from DVC's run cache, and a changed
+adversarial value re-runs only the `adversarial` stage and evaluate.
 
 Runs in the session's shared repository after tests/test_pipeline_e2e.py (tests/conftest.py):
 its experiment `first` trained rrdbnet-litex2 with the tiny recipe, the PSNR stage of
@@ -41,6 +42,19 @@ def first(repo: Repo) -> str:
     if "first" not in repo.experiments():
         repo.dvc("exp", "run", "-n", "first", "-S", "preset=rrdbnet-litex2", *set_args())
     return "first"
+
+
+@pytest.mark.e2e
+def test_realesrgan_degradation_trains_on_the_sample_data(repo: Repo, first: str):
+    out = repo.dvc("exp", "run", "-n", "real", *_args({"degradation.type": "realesrgan",
+                                                       "preset": "rrdbnet-litex2"}))  # fmt: skip
+    # Other training data: train runs (extract does not: the stores are the same).
+    assert {"resolve", "train", "adversarial", "evaluate"} <= set(_ran(out)), out
+    assert "extract@2" not in _ran(out)
+    real = repo.experiments()["real"]
+    assert real["params"]["build/config.yaml"]["data"]["degradation"]["type"] == "realesrgan"
+    psnr = metric(real, "metrics/eval.json", "valid/psnr_y")
+    assert psnr != metric(repo.experiments()[first], "metrics/eval.json", "valid/psnr_y")
 
 
 @pytest.mark.e2e
