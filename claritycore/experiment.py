@@ -29,6 +29,8 @@ RESOLVED_HEADER = (
 # The hash stands in a comment: dvc.yaml makes this file params, and `dvc exp show` would give
 # a key its own column of 16 hex digits that says nothing the other columns do not.
 HASH_COMMENT = re.compile(r"^# config_hash: ([0-9a-f]+)$", re.M)
+# The keys of a resolved config: `to_dict` writes the last two only where they apply.
+SECTIONS = ("preset", "model", "training", "degradation", "adversarial")
 
 
 @dataclass(frozen=True)
@@ -156,13 +158,17 @@ def resolve(
             raise ConfigError(f"unknown override {key!r}.{hint} Valid keys: {', '.join(valid)}")
     model_changes = {k: v for k, v in changes.items() if k not in training}
     training_changes = {k: v for k, v in changes.items() if k in training}
+    degradation = _replace(preset.degradation, degradation, DegradationConfig, "degradation")
+    if degradation.type == "bicubic":
+        # Its other fields do not act: one bicubic config, whatever they say.
+        degradation = DegradationConfig()
     experiment = ExperimentConfig(
         preset=preset.name,
         model=AutoConfig.from_dict({**preset.model, **model_changes}),
         training=parse(
             TrainingConfig, {**as_dict(preset.training), **training_changes}, "overrides"
         ),
-        degradation=_replace(preset.degradation, degradation, DegradationConfig, "degradation"),
+        degradation=degradation,
         adversarial=_replace(preset.adversarial, adversarial_changes, AdversarialConfig,
                              "adversarial"),
     )  # fmt: skip
@@ -231,9 +237,7 @@ def read_resolved(path: Path) -> ExperimentConfig:
     text = path.read_text()
     values = yaml.safe_load(text) or {}
     try:
-        experiment = ExperimentConfig.from_dict(
-            {k: values[k] for k in ("preset", "model", "training") if k in values}
-        )
+        experiment = ExperimentConfig.from_dict({k: values[k] for k in SECTIONS if k in values})
     except ConfigError as error:
         raise ConfigError(f"{path} is stale or edited ({error}); run `dvc repro resolve`") from None
     written = HASH_COMMENT.search(text)

@@ -175,3 +175,12 @@ def test_every_gan_preset_names_an_existing_psnr_preset_of_its_model():
             base = get_preset(preset.adversarial.base)
             assert base.adversarial is None and base.model == preset.model
             assert base.degradation == preset.degradation
+
+
+@pytest.mark.parametrize("preset", ["realesrnet-litex2", "esrganx4", "realesrgan-litex4"])
+def test_resolved_file_round_trips_every_section(tmp_path, preset):
+    from claritycore.experiment import read_resolved, write_resolved
+
+    experiment = resolve(preset, degradation={"jpeg_range": [40, 90]})
+    write_resolved(experiment, tmp_path / "config.yaml")
+    assert read_resolved(tmp_path / "config.yaml") == experiment
