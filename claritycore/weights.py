@@ -187,9 +187,9 @@ def save_model(
             "step": step,
             "ema": ema,
             "precision": precision,
-            "degradation": experiment.get("degradation"),
-            "adversarial": experiment.get("adversarial"),
-            "vgg19_sha256": vgg19_sha256,
+            # Only where they apply: an L1 model on bicubic LR has neither section.
+            **{k: experiment[k] for k in ("degradation", "adversarial") if k in experiment},
+            **({"vgg19_sha256": vgg19_sha256} if vgg19_sha256 else {}),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
         Path(path),

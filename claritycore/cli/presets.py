@@ -46,7 +46,8 @@ def preset_rows() -> list[dict[str, Any]]:
                 "batch_size": training.batch_size,
                 "patch_size": training.patch_size,
                 "lr": training.lr,
-                "loss": objective(preset),
+                "loss": training.loss,
+                "objective": objective(preset),
                 "amp": training.amp,
                 "ema": training.ema,
                 "degradation": preset.degradation.type,
@@ -70,7 +71,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         cells = [f"`{row['name']}`", f"{row['scale']}×", row["num_feat"], row["num_block"]]
         cells += [row["num_grow_ch"], f"{row['params']:,}", f"{row['steps']:,}"]
         cells += [row["batch_size"], f"{row['patch_size']}²", f"{row['lr']:g}"]
-        cells += [row["loss"], "✓" if row["amp"] else "✗", "✓" if row["ema"] else "✗"]
+        cells += [row["objective"], "✓" if row["amp"] else "✗", "✓" if row["ema"] else "✗"]
         cells += [row["degradation"], f"`{row['from']}`" if row["from"] else ""]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
         if row["notes"]:
@@ -110,7 +111,7 @@ def presets_command(
             str(row["batch_size"]),
             str(row["patch_size"]),
             f"{row['lr']:g}",
-            row["loss"],
+            row["objective"],
             "✓" if row["amp"] else "✗",
             "✓" if row["ema"] else "✗",
             row["degradation"],
