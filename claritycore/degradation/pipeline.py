@@ -91,8 +91,11 @@ def usm_sharp(image: torch.Tensor) -> torch.Tensor:
 
 
 def _resize(image: torch.Tensor, draw: ResizeDraw, size: tuple[int, int] | None) -> torch.Tensor:
-    if size is None:
+    """Resize by `draw.factor` (Real-ESRGAN's first resize) or to `size`, in `draw.mode`."""
+    if size is None and min(image.shape[-2:]) * draw.factor >= 1:
         return F.interpolate(image, scale_factor=draw.factor, mode=draw.mode)
+    if size is None:  # an image so small the factor would leave no pixel
+        size = tuple(max(1, int(n * draw.factor)) for n in image.shape[-2:])
     return F.interpolate(image, size=size, mode=draw.mode)
 
 
@@ -153,7 +156,9 @@ def degrade_with(
     # Second degradation; its blur only where the sample drew it.
     out = filter2d(out, draws.kernel2, torch.where(draws.second_blur, draws.kernel2_size, 1))
     factor = step.resize2.factor
-    out = _resize(out, step.resize2, (int(h / scale * factor), int(w / scale * factor)))
+    # At least one pixel: a small evaluation image at the smallest factor would reach 0.
+    size = (max(1, int(h / scale * factor)), max(1, int(w / scale * factor)))
+    out = _resize(out, step.resize2, size)
     out = add_noise(out, draws, 1, generators)
     # Final step: [resize to the LR size + sinc] and JPEG, in the order drawn.
     final = ResizeDraw(1.0, step.final_mode)
