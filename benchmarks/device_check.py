@@ -1,13 +1,15 @@
 """One command for the day a GPU is lent: CUDA tests, training step speed and MFU, tiled inference.
 
-    python -m benchmarks.device_check                 # on the GPU machine: at most ~8 minutes
+    python -m benchmarks.device_check                 # on the GPU machine: at most ~9.5 minutes
     python -m benchmarks.device_check --steps 2       # CPU fallback: a dry run of every part
 
 1. `tests/test_cuda.py` (pytest, pass/fail/skip counts);
 2. training steps of `rrdbnetx4` and `rrdbnet-litex4` through our trainer with the CUDA defaults
    (AMP, channels_last, compile) at the preset's batch and patch, timed after as many warm-up
    (and compilation) steps, with the model FLOP utilisation against the GPU's bf16 peak;
-3. tiled inference of `rrdbnetx4` on a DIV2K-sized ×4 LR image (images/s, peak GPU memory).
+3. tiled inference of `rrdbnetx4` on a DIV2K-sized ×4 LR image (images/s, peak GPU memory);
+4. Real-ESRGAN's degradation (`usm_sharp` + `degrade`) on the device at the realesrnetx4
+   batch and patch (48×256²) and at rrdbnetx4's, as a share of rrdbnetx4's step from part 2.
 
 Each part runs in its own process with a time limit, so one that hangs or fails is reported and
 the rest still run. Writes one JSON file (`$OUT/device_check.json` when `$OUT` is set, else
@@ -101,18 +103,46 @@ def train_child(preset: str, steps: int, cpu_batch: int, cpu_patch: int) -> dict
     }
 
 
+def degrade_child(batch: int, patch: int, steps: int) -> dict:
+    """Median time of one batch's degradation (draws, USM target, degrade) on the device."""
+    from claritycore.config import DegradationConfig
+    from claritycore.degradation import collate_draws, degrade, draw_sample, usm_sharp
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = DegradationConfig(type="realesrgan")
+    hr = torch.rand(batch, 3, patch, patch, device=device)
+    times = []
+    for step in range(2 * steps):  # the first half warms up (kernels, allocator)
+        draws = collate_draws([draw_sample(config, 0, step * batch + i) for i in range(batch)])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        degrade(hr, draws, config, scale=4, seed=0, step=step, hr_usm=usm_sharp(hr))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    median = sorted(times[steps:])[steps // 2] * 1000
+    return {"batch_size": batch, "patch_size": patch, "degrade_ms": median}
+
+
 def main(
     steps: int = typer.Option(20, help="Timed training steps (after as many warm-up steps)."),
     peak_tflops: float | None = typer.Option(None, help="bf16 peak, if the name is not known."),
-    # 150 + 2 × 135 + 60 s: the whole check fits in 8 minutes, compilation included.
+    # 150 + 2 × 135 + 60 + 2 × 45 s: the whole check fits in 9.5 minutes, compilation included.
     test_timeout: float = typer.Option(150, help="Seconds for tests/test_cuda.py."),
     train_timeout: float = typer.Option(135, help="Seconds for each training measurement."),
     infer_timeout: float = typer.Option(60, help="Seconds for the inference measurement."),
+    degrade_timeout: float = typer.Option(45, help="Seconds for each degradation measurement."),
     child_train: str | None = typer.Option(None, hidden=True),
+    child_degrade: str | None = typer.Option(None, hidden=True),
 ) -> None:
     """Run every check, print a table and write device_check.json."""
     if child_train is not None:
         print(json.dumps(train_child(child_train, steps, cpu_batch=2, cpu_patch=64)))
+        return
+    if child_degrade is not None:
+        batch, patch = map(int, child_degrade.split("x"))
+        print(json.dumps(degrade_child(batch, patch, steps)))
         return
     console = Console(width=None if sys.stdout.isatty() else 120)
     cuda = torch.cuda.is_available()
@@ -122,11 +152,11 @@ def main(
                     "load1": os.getloadavg()[0]}  # fmt: skip
     start = time.perf_counter()
 
-    console.print("[bold]1/3[/] tests/test_cuda.py")
+    console.print("[bold]1/4[/] tests/test_cuda.py")
     result["cuda_tests"] = cuda_tests(test_timeout)
     result["training"] = []
     for i, preset in enumerate(TRAIN_PRESETS):
-        console.print(f"[bold]2/3[/] training steps of {preset} ({i + 1}/{len(TRAIN_PRESETS)})")
+        console.print(f"[bold]2/4[/] training steps of {preset} ({i + 1}/{len(TRAIN_PRESETS)})")
         command = [sys.executable, "-m", "benchmarks.device_check", "--child-train", preset,
                    "--steps", str(steps)]  # fmt: skip
         row = {"preset": preset} | _child_json(command, train_timeout)
@@ -134,12 +164,22 @@ def main(
             row["tflops"] = row["tflop_per_step"] / (row["step_ms"] / 1000)
             row["mfu"] = row["tflops"] / peak if peak else None
         result["training"].append(row)
-    console.print("[bold]3/3[/] tiled inference")
+    console.print("[bold]3/4[/] tiled inference")
     infer = ("rrdbnetx4", "1020x678", "512") if cuda else ("rrdbnet-litex4", "128x96", "64")
     command = [sys.executable, "benchmarks/bench_infer.py", "--child", "--preset", infer[0],
                "--sizes", infer[1], "--tiles", infer[2],
                "--device", "cuda" if cuda else "cpu"]  # fmt: skip
     result["inference"] = _child_json(command, infer_timeout)
+    console.print("[bold]4/4[/] Real-ESRGAN degradation")
+    step_ms = next((r["step_ms"] for r in result["training"] if "step_ms" in r), None)
+    result["degradation"] = []
+    for shape in ("48x256", "16x128") if cuda else ("2x64",):
+        command = [sys.executable, "-m", "benchmarks.device_check", "--child-degrade", shape,
+                   "--steps", "10"]  # fmt: skip
+        row = _child_json(command, degrade_timeout)
+        if step_ms and "degrade_ms" in row:
+            row["share_of_rrdbnetx4_step"] = row["degrade_ms"] / step_ms
+        result["degradation"].append(row)
     result["total_s"] = time.perf_counter() - start
 
     out = Path(os.environ.get("OUT") or ".") / "device_check.json"
@@ -167,6 +207,14 @@ def main(
         f", peak RSS {inf['peak_mib']:.0f} MiB" if "peak_mib" in inf else "")  # fmt: skip
     table.add_row(f"upscale {infer[0]} {infer[1]} tile {infer[2]}",
                   inf.get("error") or f"{inf['images_per_s']:.2f} images/s{memory}")  # fmt: skip
+    for row in result["degradation"]:
+        if "error" in row:
+            table.add_row("degrade", row["error"])
+            continue
+        share = row.get("share_of_rrdbnetx4_step")
+        share = f" ({share:.0%} of an rrdbnetx4 step)" if share else ""
+        table.add_row(f"degrade {row['batch_size']}×{row['patch_size']}²",
+                      f"{row['degrade_ms']:.1f} ms/batch{share}")  # fmt: skip
     console.print(table)
     console.print(f"wrote {out}")
 

@@ -254,6 +254,8 @@ def test_degrade_image_mod_crops_and_is_reproducible():
     assert lr.dtype == np.uint8 and lr.shape == (16, 22, 3)
     assert np.array_equal(lr, degrade_image(hr, CONFIG, scale=4, seed=1, index=3))
     assert not np.array_equal(lr, degrade_image(hr, CONFIG, scale=4, seed=1, index=4))
+    for index in range(12):  # tiny images: no resize reaches 0 pixels, padding still works
+        assert degrade_image(hr[:16, :21], CONFIG, scale=4, seed=1, index=index).shape == (4, 5, 3)
 
 
 def test_hr_dataset_crops_as_the_paired_dataset_and_returns_the_draws(tmp_path):

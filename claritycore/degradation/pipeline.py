@@ -40,23 +40,23 @@ def _pad(image: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def filter2d(image: torch.Tensor, kernels: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-    """Correlate each (3, H, W) sample with its own kernel (B, K, K), padded by reflection.
-
-    Each kernel is cut to its `sizes` side before padding its zeros would waste work; samples
-    of one side go through one grouped convolution. Size 1 is a pulse: the sample is kept.
-    """
+    """Correlate each (3, H, W) sample with its own kernel (B, K, K), padded by reflection, as
+    one grouped convolution; samples whose kernel side `sizes` is 1 (a pulse) are kept as
+    they are. (The CPU's depthwise convolution vectorises over channels: splitting the batch
+    by kernel side to skip the zero padding made it slower, not faster.)"""
     _, c, h, w = image.shape
-    out = image.clone()
+    chosen = (sizes > 1).nonzero().flatten()
+    if len(chosen) == 0:
+        return image
     side = kernels.shape[-1]
-    for size in sorted(set(sizes.tolist()) - {1}):
-        chosen = (sizes == size).nonzero().flatten()
-        cut = (side - size) // 2
-        weight = kernels[chosen, cut : side - cut, cut : side - cut].to(image)
-        chosen = chosen.to(image.device)
-        weight = weight[:, None].repeat_interleave(c, 0)
-        padded = _pad(image[chosen], size // 2).reshape(1, len(chosen) * c, h + size - 1, -1)
-        blurred = F.conv2d(padded, weight, groups=len(chosen) * c)
-        out[chosen] = blurred.view(len(chosen), c, h, w)
+    weight = kernels[chosen].to(image)[:, None].repeat_interleave(c, 0)
+    chosen = chosen.to(image.device)
+    padded = _pad(image[chosen], side // 2).reshape(1, len(chosen) * c, h + side - 1, -1)
+    blurred = F.conv2d(padded, weight, groups=len(chosen) * c).view(len(chosen), c, h, w)
+    if len(chosen) == len(image):
+        return blurred
+    out = image.clone()
+    out[chosen] = blurred
     return out
 
 
@@ -91,8 +91,11 @@ def usm_sharp(image: torch.Tensor) -> torch.Tensor:
 
 
 def _resize(image: torch.Tensor, draw: ResizeDraw, size: tuple[int, int] | None) -> torch.Tensor:
-    if size is None:
+    """Resize by `draw.factor` (Real-ESRGAN's first resize) or to `size`, in `draw.mode`."""
+    if size is None and min(image.shape[-2:]) * draw.factor >= 1:
         return F.interpolate(image, scale_factor=draw.factor, mode=draw.mode)
+    if size is None:  # an image so small the factor would leave no pixel
+        size = tuple(max(1, int(n * draw.factor)) for n in image.shape[-2:])
     return F.interpolate(image, size=size, mode=draw.mode)
 
 
@@ -153,7 +156,9 @@ def degrade_with(
     # Second degradation; its blur only where the sample drew it.
     out = filter2d(out, draws.kernel2, torch.where(draws.second_blur, draws.kernel2_size, 1))
     factor = step.resize2.factor
-    out = _resize(out, step.resize2, (int(h / scale * factor), int(w / scale * factor)))
+    # At least one pixel: a small evaluation image at the smallest factor would reach 0.
+    size = (max(1, int(h / scale * factor)), max(1, int(w / scale * factor)))
+    out = _resize(out, step.resize2, size)
     out = add_noise(out, draws, 1, generators)
     # Final step: [resize to the LR size + sinc] and JPEG, in the order drawn.
     final = ResizeDraw(1.0, step.final_mode)
