@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -206,8 +207,11 @@ def _run(
     )
     step, history = 0, []
     key = checkpoint.run_key(experiment, options.seed, train_store)
+    distributed.require_same_data(key, str(train_store), dist)
     checkpoint_dir = checkpoints / key
-    state = checkpoint.load_latest(checkpoint_dir, key) if resume else None
+    # The newest checkpoint on any node: nodes need no shared checkpoint storage.
+    read_latest = partial(checkpoint.load_latest, checkpoint_dir, key)
+    state = distributed.newest_state(read_latest, dist) if resume else None
     if state is not None and state["step"] >= cfg.steps:
         # A finished run is trained again when asked: DVC reruns `train` only when its code
         # or inputs changed, and then the old result must not come back.
