@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from claritycore.errors import ConfigError
 from claritycore.models import AutoModel
+from claritycore.training import distributed
 from tests.helpers import TINY, quick_options, run, tiny_experiment, tiny_store
 
 STEPS, SAVE_EVERY = 6, 3
@@ -149,3 +151,21 @@ def test_a_rendezvous_that_cannot_form_ends_with_one_line_and_status_2(nodes):
     last = output.strip().splitlines()[-1]
     assert last.startswith("rendezvous failed:") and "--rdzv-endpoint" in last, output[-3000:]
     assert not (nodes[0] / "run").exists()
+
+
+def test_a_node_with_other_training_data_is_refused(monkeypatch):
+    # What all_gather_object hands every rank when rank 2's store index differs from rank 0's
+    # (a real three-process group would cost ~10 s of the suite's time for a comparison).
+    gathered = [("key0", "store0", "host0"), ("key0", "store0", "host0"), ("key1", "s1", "h1")]
+
+    def all_gather_object(out: list, _) -> None:
+        out[:] = gathered
+
+    monkeypatch.setattr(distributed.dist, "all_gather_object", all_gather_object)
+    info = distributed.Dist(rank=1, world_size=3, device=torch.device("cpu"))
+    with pytest.raises(
+        ConfigError, match=r"^rank 2 on h1 trains on s1, .* rank 0's store0 on host0"
+    ):
+        distributed.require_same_data("key0", "store0", info)
+    gathered[2] = gathered[0]
+    distributed.require_same_data("key0", "store0", info)  # the same data everywhere: no error
