@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from claritycore import device
 from claritycore.models.rrdbnet import architecture
 from claritycore.models.rrdbnet.architecture import ResidualDenseBlock
+from claritycore.training import trainer
+from tests.helpers import quick_options, run, tiny_experiment, tiny_store
 
 
 def block_gradients(block, x: torch.Tensor, dtype: torch.dtype | None) -> list[torch.Tensor]:
@@ -58,3 +61,27 @@ def test_dense_cat_is_plain_cat_without_gradients():
     with torch.no_grad():
         joined = architecture._dense_cat((torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 2, 2)))
     assert joined.grad_fn is None and joined[:, :2].eq(1).all() and joined[:, 2].eq(0).all()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_channels_last_on_cpu_is_for_bf16_where_the_cpu_has_native_bf16(
+    tmp_path, monkeypatch, native
+):
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert device.channels_last_auto(cpu, torch.bfloat16) is native
+    assert device.channels_last_auto(cpu, None) is False  # fp32: not measured faster
+    layouts = []
+    build = trainer.AutoModel.from_config
+
+    def spying_build(config):
+        model = build(config)
+        model.conv_first.register_forward_pre_hook(
+            lambda m, x: layouts.append(x[0].is_contiguous())
+        )
+        return model
+
+    monkeypatch.setattr(trainer.AutoModel, "from_config", spying_build)
+    options = quick_options(precision="bf16", channels_last="auto")
+    run(tmp_path, tiny_experiment(steps=1), options, tiny_store(tmp_path))
+    assert layouts == [not native]  # channels-last input: not contiguous in NCHW

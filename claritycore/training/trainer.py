@@ -28,6 +28,7 @@ from claritycore.data.benchmark_sets import hr_images
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.device import (
     PRECISION_DTYPES,
+    channels_last_auto,
     cpu_has_native_bf16,
     cuda_half_dtype,
     resolve_device,
@@ -188,7 +189,8 @@ def _run(
     # Recorded in checkpoints and model.pt: `amp` alone does not say what a run computed in.
     precision = next(name for name, dtype in PRECISION_DTYPES.items() if dtype is amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    channels_last = on_cuda if options.channels_last == "auto" else options.channels_last
+    auto_layout = channels_last_auto(device, amp_dtype)
+    channels_last = auto_layout if options.channels_last == "auto" else options.channels_last
     use_compile = on_cuda if options.compile == "auto" else options.compile
     # Training batches all have one shape, so cuDNN's per-shape algorithm search pays off.
     torch.backends.cudnn.benchmark |= on_cuda
