@@ -156,9 +156,10 @@ def contiguous_step_ms(experiment, store: Path, steps: int, workers: int) -> flo
 
 
 # --compare: (label of the first loop, its function, label of the second, its function).
+# cl: channels-last; nchw: the default contiguous layout.
 COMPARISONS = {
     "plain": ("ours", ours_step_ms, "plain", plain_step_ms),
-    "channels-last": ("channels-last", channels_last_step_ms, "contiguous", contiguous_step_ms),
+    "channels-last": ("cl", channels_last_step_ms, "nchw", contiguous_step_ms),
 }
 
 
@@ -248,24 +249,21 @@ def main(
                 "speedup_runs": ratios,
                 "tflop_per_step": flops / 1e12,
             }
-            for label in (first, second):
-                key = label.replace("-", "_")
-                row[f"{key}_step_ms"] = statistics.median(times[label])
-                row[f"{key}_runs_ms"] = times[label]
+            for key in (first, second):
+                row[f"{key}_step_ms"] = statistics.median(times[key])
+                row[f"{key}_runs_ms"] = times[key]
                 seconds = row[f"{key}_step_ms"] / 1000
                 row[f"{key}_patches_per_s"] = experiment.training.batch_size / seconds
                 row[f"{key}_tflops"] = flops / seconds / 1e12
-            key = first.replace("-", "_")
             peak = bf16_peak_tflops(row["device"]) if cuda else None
             row["bf16_peak_tflops"] = peak
-            row[f"{key}_mfu"] = row[f"{key}_tflops"] / peak if peak else None
+            row[f"{first}_mfu"] = row[f"{first}_tflops"] / peak if peak else None
             results.append(row)
 
     table = Table(
         title=f"training step on {conditions['device']}: {conditions['cpu']}, torch "
         f"{conditions['torch']}, {conditions['date']}"
     )
-    key1, key2 = first.replace("-", "_"), second.replace("-", "_")
     for column in ("preset", "batch×patch", f"{first} ms", f"{second} ms", f"{first} patch/s",
                    "TFLOP/step", f"{first} TFLOP/s", f"{second}/{first}", "load"):  # fmt: skip
         table.add_column(column, justify="left" if column == "preset" else "right")
@@ -273,11 +271,11 @@ def main(
         table.add_row(
             row["preset"],
             f"{row['batch_size']}×{row['patch_size']}²",
-            f"{row[f'{key1}_step_ms']:.1f}",
-            f"{row[f'{key2}_step_ms']:.1f}",
-            f"{row[f'{key1}_patches_per_s']:.2f}",
+            f"{row[f'{first}_step_ms']:.1f}",
+            f"{row[f'{second}_step_ms']:.1f}",
+            f"{row[f'{first}_patches_per_s']:.2f}",
             f"{row['tflop_per_step']:.4f}",
-            f"{row[f'{key1}_tflops']:.4f}",
+            f"{row[f'{first}_tflops']:.4f}",
             f"{row['speedup']:.2f}×",
             f"{min(row['load_average']):.1f}–{max(row['load_average']):.1f}",
         )
