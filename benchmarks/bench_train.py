@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_train                  # CPU: reduced batch and patch
     python -m benchmarks.bench_train --repeats 2      # a GPU: the presets' batch and patch
+    python -m benchmarks.bench_train --compare channels-last --repeats 5   # our trainer with
+        # channels_last on vs off (what `auto` picks on a CPU is decided by this)
 
 "Ours" is `claritycore.training.train` itself, as configured for the device (on CUDA: AMP,
 channels_last, compile); "plain" is the textbook loop (eager, fp32, default Adam, `.item()`
@@ -17,9 +19,12 @@ fraction of the GPU's dense bf16 peak (`benchmarks.gpu_peaks`; H200: 989.4 TFLOP
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import multiprocessing
+import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -40,7 +45,7 @@ from benchmarks.gpu_peaks import bf16_peak_tflops
 from claritycore.config import RunOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.store import extract_store
-from claritycore.device import resolve_device
+from claritycore.device import cpu_has_native_bf16, resolve_device
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoModel
 from claritycore.training import checkpoint as ckpt
@@ -87,15 +92,18 @@ def synthetic_store(root: Path, scale: int) -> Path:
     return root / f"store_x{scale}"
 
 
-def ours_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
+def ours_step_ms(
+    experiment, store: Path, steps: int, workers: int, channels_last: bool | str = "auto"
+) -> float:
     """Mean step time of our trainer over steps [steps, 2·steps), from its own log (written
     once per window, so the device is synchronised once per window, as in training)."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
         # The final checkpoint holds the log read below, so it must outlive the run.
         options = RunOptions(
-            workers=workers, log_every=steps, save_every=10**9, keep_checkpoints=True
-        )
+            workers=workers, log_every=steps, save_every=10**9, keep_checkpoints=True,
+            channels_last=channels_last,
+        )  # fmt: skip
         train(
             experiment,
             train_store=store,
@@ -139,6 +147,45 @@ def plain_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
     return 1000 * (time.perf_counter() - start) / steps
 
 
+def channels_last_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
+    return ours_step_ms(experiment, store, steps, workers, channels_last=True)
+
+
+def contiguous_step_ms(experiment, store: Path, steps: int, workers: int) -> float:
+    return ours_step_ms(experiment, store, steps, workers, channels_last=False)
+
+
+# --compare: (label of the first loop, its function, label of the second, its function).
+# cl: channels-last; nchw: the default contiguous layout.
+COMPARISONS = {
+    "plain": ("ours", ours_step_ms, "plain", plain_step_ms),
+    "channels-last": ("cl", channels_last_step_ms, "nchw", contiguous_step_ms),
+}
+
+
+def machine() -> dict[str, str]:
+    """What a figure was measured on: the CPU model (or GPU), torch version, the date."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    native = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} CPUs, {native})",
+        "device": device,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def load_average() -> float:
+    """The 1-minute load average (0 where the OS has none): other jobs slow every figure."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
 def in_fresh_process(function, *args) -> float:
     """Run one measurement in a new interpreter: a process's heap history (what earlier runs
     allocated and freed) shifts CPU step times by ±15%, which would favour whichever runs first."""
@@ -153,12 +200,19 @@ def main(
     repeats: int = typer.Option(4, help="Side-by-side runs of each loop; medians reported."),
     workers: int = typer.Option(1, help="Data loader workers for both loops."),
     presets: list[str] = typer.Option(list(PRESETS), "--preset", help="Presets to measure."),
+    compare: str = typer.Option(
+        "plain", help="plain: ours vs the textbook loop; channels-last: ours with it on vs off."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
 ) -> None:
-    """Step time, patches/s and FLOP rate of our training step vs a plain eager fp32 step."""
+    """Step time, patches/s and FLOP rate of our training step vs another loop, interleaved."""
+    if compare not in COMPARISONS:
+        raise typer.BadParameter(f"--compare {compare!r}: use one of {', '.join(COMPARISONS)}")
+    first, first_ms, second, second_ms = COMPARISONS[compare]
     # Piped output (a log file) gets a wide table instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 120)
     cuda = torch.cuda.is_available()
+    conditions = machine()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -174,49 +228,56 @@ def main(
             scale = experiment.model.scale
             if scale not in stores:
                 stores[scale] = synthetic_store(root / f"x{scale}", scale)
-            ours, plain = [], []
+            times: dict[str, list[float]] = {first: [], second: []}
+            loads = [load_average()]
             for repeat in range(repeats):
                 # Alternate which loop runs first, so neither always meets a busier machine.
-                order = ((ours, ours_step_ms), (plain, plain_step_ms))[:: 1 - 2 * (repeat % 2)]
-                for times, measure in order:
+                order = ((first, first_ms), (second, second_ms))[:: 1 - 2 * (repeat % 2)]
+                for label, measure in order:
                     step_ms = in_fresh_process(measure, experiment, stores[scale], steps, workers)
-                    times.append(step_ms)
+                    times[label].append(step_ms)
+                    loads.append(load_average())
             flops = train_flops_per_step(experiment)
+            ratios = [b / a for a, b in zip(times[first], times[second], strict=True)]
             row = {
                 "preset": name,
-                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                **conditions,
                 "batch_size": experiment.training.batch_size,
                 "patch_size": experiment.training.patch_size,
-                "ours_step_ms": statistics.median(ours),
-                "plain_step_ms": statistics.median(plain),
-                "ours_runs_ms": ours,
-                "plain_runs_ms": plain,
-                "speedup": statistics.median(p / o for p, o in zip(plain, ours, strict=True)),
+                "load_average": loads,
+                "speedup": statistics.median(ratios),
+                "speedup_runs": ratios,
                 "tflop_per_step": flops / 1e12,
             }
-            for kind in ("ours", "plain"):
-                seconds = row[f"{kind}_step_ms"] / 1000
-                row[f"{kind}_patches_per_s"] = experiment.training.batch_size / seconds
-                row[f"{kind}_tflops"] = flops / seconds / 1e12
+            for key in (first, second):
+                row[f"{key}_step_ms"] = statistics.median(times[key])
+                row[f"{key}_runs_ms"] = times[key]
+                seconds = row[f"{key}_step_ms"] / 1000
+                row[f"{key}_patches_per_s"] = experiment.training.batch_size / seconds
+                row[f"{key}_tflops"] = flops / seconds / 1e12
             peak = bf16_peak_tflops(row["device"]) if cuda else None
             row["bf16_peak_tflops"] = peak
-            row["ours_mfu"] = row["ours_tflops"] / peak if peak else None
+            row[f"{first}_mfu"] = row[f"{first}_tflops"] / peak if peak else None
             results.append(row)
 
-    table = Table(title=f"training step on {results[0]['device']}")
-    for column in ("preset", "batch×patch", "ours ms", "plain ms", "ours patch/s", "TFLOP/step",
-                   "ours TFLOP/s", "plain/ours"):  # fmt: skip
+    table = Table(
+        title=f"training step on {conditions['device']}: {conditions['cpu']}, torch "
+        f"{conditions['torch']}, {conditions['date']}"
+    )
+    for column in ("preset", "batch×patch", f"{first} ms", f"{second} ms", f"{first} patch/s",
+                   "TFLOP/step", f"{first} TFLOP/s", f"{second}/{first}", "load"):  # fmt: skip
         table.add_column(column, justify="left" if column == "preset" else "right")
     for row in results:
         table.add_row(
             row["preset"],
             f"{row['batch_size']}×{row['patch_size']}²",
-            f"{row['ours_step_ms']:.1f}",
-            f"{row['plain_step_ms']:.1f}",
-            f"{row['ours_patches_per_s']:.2f}",
+            f"{row[f'{first}_step_ms']:.1f}",
+            f"{row[f'{second}_step_ms']:.1f}",
+            f"{row[f'{first}_patches_per_s']:.2f}",
             f"{row['tflop_per_step']:.4f}",
-            f"{row['ours_tflops']:.4f}",
+            f"{row[f'{first}_tflops']:.4f}",
             f"{row['speedup']:.2f}×",
+            f"{min(row['load_average']):.1f}–{max(row['load_average']):.1f}",
         )
     console.print(table)
     if json_out is not None:

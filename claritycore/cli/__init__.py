@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from claritycore import __version__
-from claritycore.cli import evaluate, export, plots, presets, train, upscale
+from claritycore.cli import evaluate, export, launch, plots, presets, train, upscale
 from claritycore.presets import PRESETS
 
 app = typer.Typer(
@@ -40,5 +40,8 @@ app.command("export")(export.export_command)
 app.command("plots")(plots.plots_command)
 # Training: `claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
 app.command("train")(train.train_command)
+# Multi-node training: torchrun with a bounded rendezvous (docs/multi-node.md).
+app.command("torchrun", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            add_help_option=False)(launch.torchrun_command)  # fmt: skip
 for _preset in PRESETS:
     app.command(_preset)(train.preset_command(_preset))

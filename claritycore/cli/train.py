@@ -165,7 +165,9 @@ def train_command(
         None, "--compile/--no-compile", help="Default: on for CUDA."
     ),
     channels_last: bool | None = typer.Option(
-        None, "--channels-last/--no-channels-last", help="Default: on for CUDA."
+        None,
+        "--channels-last/--no-channels-last",
+        help="Default: on for CUDA, and for bf16 on a CPU with native bf16.",
     ),
     precision: str | None = typer.Option(
         None, help="auto (the recipe's --amp on this device), bf16, fp16 or fp32."

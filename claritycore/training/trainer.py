@@ -38,6 +38,7 @@ from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
 from claritycore.degradation import collate_hr_draws
 from claritycore.device import (
     PRECISION_DTYPES,
+    channels_last_auto,
     cpu_has_native_bf16,
     cuda_half_dtype,
     resolve_device,
@@ -219,7 +220,8 @@ def _run(
     # Recorded in checkpoints and model.pt: `amp` alone does not say what a run computed in.
     precision = next(name for name, dtype in PRECISION_DTYPES.items() if dtype is amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    channels_last = on_cuda if options.channels_last == "auto" else options.channels_last
+    auto_layout = channels_last_auto(device, amp_dtype)
+    channels_last = auto_layout if options.channels_last == "auto" else options.channels_last
     use_compile = on_cuda if options.compile == "auto" else options.compile
     # Training batches all have one shape, so cuDNN's per-shape algorithm search pays off.
     torch.backends.cudnn.benchmark |= on_cuda
@@ -238,6 +240,7 @@ def _run(
     )
     step, history = 0, []
     key = checkpoint.run_key(experiment, options.seed, train_store, pretrained)
+    distributed.require_same_data(key, str(train_store), dist)
     checkpoint_dir = checkpoints / key
 
     def wrap(module: nn.Module) -> nn.Module:
@@ -247,7 +250,9 @@ def _run(
     adversary, vgg_sha256 = None, None
     if experiment.adversarial is not None:
         adversary, vgg_sha256 = build_adversary(experiment, options, device, use_scaler, wrap)
-    state = checkpoint.load_latest(checkpoint_dir, key) if resume else None
+    # The newest checkpoint on any node: nodes need no shared checkpoint storage.
+    read_latest = partial(checkpoint.load_latest, checkpoint_dir, key)
+    state = distributed.newest_state(read_latest, dist) if resume else None
     if state is not None and state["step"] >= cfg.steps:
         # A finished run is trained again when asked: DVC reruns `train` only when its code
         # or inputs changed, and then the old result must not come back.

@@ -20,6 +20,38 @@ def _init_scaled_kaiming(module: nn.Module, scale: float) -> None:
                 m.bias.data.zero_()
 
 
+class _DenseCat(torch.autograd.Function):
+    """`torch.cat` along channels whose backward hands each input a contiguous gradient.
+
+    A cat's input gradients are channel slices of one tensor, strided in channels-last, and
+    the dense block sums several per feature map (the block input feeds all five convs).
+    On the CPU, bf16 sums of such slices run 9× slower than of contiguous tensors (686 vs 73 µs
+    for 8×16×24², one thread), so each slice is copied once first. The values and the order of
+    the sums are autograd's own: the result is bit-identical.
+    """
+
+    @staticmethod
+    def forward(ctx, *features: torch.Tensor) -> torch.Tensor:
+        ctx.channels = [f.shape[1] for f in features]
+        return torch.cat(features, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        pieces = grad.split(ctx.channels, 1)
+        strided = not grad.is_contiguous() and grad.is_contiguous(memory_format=torch.channels_last)
+        return tuple(
+            (piece.contiguous(memory_format=torch.channels_last) if strided else piece)
+            if needed
+            else None
+            for piece, needed in zip(pieces, ctx.needs_input_grad, strict=True)
+        )
+
+
+def _dense_cat(features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    # Plain torch.cat where no gradient flows (inference, export: no custom op in the graph).
+    return _DenseCat.apply(*features) if torch.is_grad_enabled() else torch.cat(features, 1)
+
+
 class ResidualDenseBlock(nn.Module):
     """Five 3×3 convs, each seeing the block input and every earlier output."""
 
@@ -35,10 +67,10 @@ class ResidualDenseBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        x2 = self.lrelu(self.conv2(_dense_cat((x, x1))))
+        x3 = self.lrelu(self.conv3(_dense_cat((x, x1, x2))))
+        x4 = self.lrelu(self.conv4(_dense_cat((x, x1, x2, x3))))
+        x5 = self.conv5(_dense_cat((x, x1, x2, x3, x4)))
         return x5 * RESIDUAL_SCALE + x
 
 
