@@ -4,6 +4,7 @@ loss term is logged; a missing VGG19 stops the run before any step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -131,8 +132,6 @@ def test_adversarial_run_resumes_bitwise_after_sigkill(tmp_path, store, vgg, psn
         assert torch.equal(finals[0][name], tensor), name
     # model.pt records the VGG19 file the perceptual loss used, and the GAN recipe.
     payload = torch.load(straight / "model.pt", weights_only=True)
-    import hashlib
-
     assert payload["vgg19_sha256"] == hashlib.sha256(vgg.read_bytes()).hexdigest()
     assert payload["adversarial"]["discriminator"] == "unet_sn"
 
@@ -193,3 +192,38 @@ def test_missing_vgg19_stops_before_any_step(tmp_path, store, psnr_model, monkey
                      adversarial={**ADVERSARIAL, "perceptual_weight": 0.0})  # fmt: skip
     run(tmp_path / "run", no_vgg, quick_options(), store, pretrained=psnr_model)
     assert "train/loss_perceptual" not in latest(tmp_path / "run" / "ckpt")["history"][-1]
+
+
+def test_weights_stage_fetches_only_what_the_experiment_needs(tmp_path, monkeypatch):
+    """The pipeline's `weights` stage: nothing for an L1 experiment or a GAN stage at perceptual
+    weight 0 or with its own VGG19 file; VGG19, verified, for a GAN stage that needs it (here
+    copied from torch's hub cache, no network), and offline without it the one-line error."""
+    from claritycore.data import backbones
+    from claritycore.pretrained import fetch_needed, needed_backbones
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    gan = resolve(GAN[0], GAN[1], adversarial=ADVERSARIAL)
+    assert needed_backbones(resolve("rrdbnet-litex2"), None) == []
+    assert needed_backbones(gan, tmp_path / "own.pth") == []
+    no_vgg = resolve(GAN[0], GAN[1], adversarial={**ADVERSARIAL, "perceptual_weight": 0.0})
+    assert needed_backbones(no_vgg, None) == [] and needed_backbones(gan, None) == ["vgg19"]
+
+    dest = tmp_path / "data" / "weights"
+    spec = backbones.Backbone("vgg19-dcbb9e9d.pth", "http://127.0.0.1:9/vgg19.pth", 0, "", "x")
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    random_vgg19(hub / spec.file)
+    data = (hub / spec.file).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    monkeypatch.setitem(
+        backbones.BACKBONES,
+        "vgg19",
+        backbones.Backbone(spec.file, spec.url, len(data), digest, "x"),
+    )
+    assert fetch_needed(resolve("rrdbnet-litex2"), None, dest) == [] and dest.is_dir()
+    assert fetch_needed(gan, None, dest) == [dest / spec.file]
+    assert (dest / spec.file).read_bytes() == data
+    (dest / spec.file).unlink()
+    (hub / spec.file).unlink()
+    with pytest.raises(UserError, match=r"vgg19-dcbb9e9d\.pth"):
+        fetch_needed(gan, None, dest)
