@@ -88,7 +88,8 @@ def test_changed_adversarial_value_reruns_only_that_stage_and_evaluate(repo: Rep
     vgg = random_vgg19(repo.path / "vgg19-random.pth")
     changes = {**GAN, "adversarial.perceptual_weight": 0.5, "train.vgg_weights": str(vgg)}
     out = repo.dvc("exp", "run", "-n", "gan-vgg", *_args(changes))
-    assert _ran(out) == ["resolve", "adversarial", "evaluate"], out
+    # (`weights` checks the experiment's backbones first: none here, train.vgg_weights is set.)
+    assert _ran(out) == ["resolve", "weights", "adversarial", "evaluate"], out
     logged = repo.experiments()["gan-vgg"]["metrics"]["dvclive-adversarial/metrics.json"]
     assert "loss_perceptual" in logged["data"]["train"]
 
