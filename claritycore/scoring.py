@@ -207,15 +207,23 @@ def _detail_window(bicubic: np.ndarray, hr: np.ndarray) -> tuple[int, int, int]:
 
 def comparison(reference: Reference, sr: np.ndarray, psnr_y: float) -> np.ndarray:
     """bicubic | model | HR crops of one window, each labelled, as HxWx3 uint8."""
-    top, left, size = _detail_window(reference.bicubic, reference.hr)
     bicubic_psnr = reference.bicubic_scores[0]
-    labels = (f"bicubic {bicubic_psnr:.2f} dB", f"model {psnr_y:.2f} dB", "HR")
-    images = (reference.bicubic, sr, reference.hr)
-    width = 3 * size + 2 * _GAP
+    panels = [(f"bicubic {bicubic_psnr:.2f} dB", reference.bicubic)]
+    panels += [(f"model {psnr_y:.2f} dB", sr), ("HR", reference.hr)]
+    return labelled_strip(panels, _detail_window(reference.bicubic, reference.hr))
+
+
+def labelled_strip(
+    panels: list[tuple[str, np.ndarray]], window: tuple[int, int, int]
+) -> np.ndarray:
+    """The (top, left, size) `window` of each (label, HR-sized image), side by side with its
+    label above it, as HxWx3 uint8."""
+    top, left, size = window
+    width = len(panels) * size + (len(panels) - 1) * _GAP
     strip = Image.new("RGB", (width, size + LABEL_HEIGHT), "white")
     draw = ImageDraw.Draw(strip)
     font = ImageFont.load_default(size=LABEL_HEIGHT - 6)
-    for i, (label, image) in enumerate(zip(labels, images, strict=True)):
+    for i, (label, image) in enumerate(panels):
         crop = image[top : top + size, left : left + size]
         if crop.shape[2] == 1:
             crop = np.repeat(crop, 3, axis=2)
@@ -223,6 +231,11 @@ def comparison(reference: Reference, sr: np.ndarray, psnr_y: float) -> np.ndarra
         strip.paste(Image.fromarray(np.ascontiguousarray(crop)), (x, LABEL_HEIGHT))
         draw.text((x + 3, 3), label, fill="black", font=font)
     return np.asarray(strip)
+
+
+def detail_window(reference: Reference) -> tuple[int, int, int]:
+    """The window `comparison` crops for this image: where bicubic errs most."""
+    return _detail_window(reference.bicubic, reference.hr)
 
 
 def score_set(
