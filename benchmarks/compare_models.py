@@ -1,6 +1,7 @@
 """A labelled comparison picture of several models on one image of a set (run by hand).
 
-Panels: the LR input (nearest-neighbour enlarged, so its pixels show), each model's output
+Panels: the LR input (nearest-neighbour enlarged, so its pixels show; or with `--first bicubic`
+its bicubic upscaling), each model's output
 with its PSNR-Y, and the HR, all cropped to the window where bicubic upscaling errs most (as
 `evaluate`'s comparison crops). The set may carry its own LR (a paired layout: a degraded set),
 else its LR is MATLAB bicubic of the HR.
@@ -34,21 +35,24 @@ def main(
     image: str = typer.Option(..., help="The image's name (file stem)."),
     models: list[str] = typer.Option(..., "--model", help="LABEL=PATH, in panel order."),
     out: Path = typer.Option(..., help="The PNG to write."),
+    first: str = typer.Option("lr", help="First panel: lr (enlarged input) or bicubic."),
 ) -> None:
     """Write the comparison picture and print each panel's PSNR-Y."""
     pairs = [p for p in set_images(set_folder, scale) if p.hr.stem == image]
     if not pairs:
         raise typer.BadParameter(f"no image {image!r} in {set_folder}")
     reference = load_reference(pairs[0], scale)
-    lr_enlarged = np.repeat(np.repeat(reference.lr, scale, axis=0), scale, axis=1)
-    panels = [("LR input", lr_enlarged)]
+    bicubic = psnr(reference.bicubic, reference.hr, crop_border=scale, y_channel=True)
+    if first == "bicubic":
+        panels = [(f"bicubic {bicubic:.2f} dB", reference.bicubic)]
+    else:
+        panels = [("LR input", np.repeat(np.repeat(reference.lr, scale, axis=0), scale, axis=1))]
     for item in models:
         label, _, path = item.partition("=")
         sr = upscale_array(load_weights(Path(path))[0], reference.lr)
         score = psnr(sr, reference.hr, crop_border=scale, y_channel=True)
         panels.append((f"{label} {score:.2f} dB", sr))
         typer.echo(f"{label}: PSNR-Y {score:.3f} dB")
-    bicubic = psnr(reference.bicubic, reference.hr, crop_border=scale, y_channel=True)
     typer.echo(f"bicubic: PSNR-Y {bicubic:.3f} dB")
     panels.append(("HR", reference.hr))
     save_png(labelled_strip(panels, detail_window(reference)), out)
