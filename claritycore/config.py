@@ -148,8 +148,9 @@ class RunOptions:
     """params.yaml's `train` section: how a training runs (what it trains is the experiment).
 
     `compile`: "auto" is on for CUDA; `channels_last`: "auto" is on for CUDA and for bf16
-    training on a CPU with native bf16 (`device.channels_last_auto`, measured). `precision`: "auto" follows the
-    recipe's `amp` on the device (device.py has the rule); bf16/fp16/fp32 force one anywhere.
+    training on a CPU with native bf16 (`device.channels_last_auto`, measured). `precision`:
+    "auto" follows the recipe's `amp` on the device (device.py has the rule); bf16/fp16/fp32
+    force one anywhere.
     `workers`: "auto" is `AUTO_WORKERS`, or the available CPUs if fewer (`loader_workers`).
     """
 

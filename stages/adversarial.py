@@ -2,7 +2,8 @@
 
 A GAN preset trains its generator from models/base.pt (the PSNR stage) against a
 discriminator; any other experiment's model is the first stage's, copied. Writes
-models/model.pt (what evaluate scores) and dvclive-adversarial/.
+models/model.pt (what evaluate scores) and its curves in dvclive/ (for an L1 experiment the first
+stage's, from dvclive-base/).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main(
             output=Path("models/model.pt"),
             checkpoints=Path("checkpoints"),
             options=options,
-            live_dir=Path("dvclive-adversarial"),
+            base_live_dir=Path("dvclive-base"),
+            live_dir=Path("dvclive"),
         )
 
 

@@ -1,7 +1,8 @@
 """`python -m stages.train`: train the first stage (`build/base.yaml`: the experiment, or a GAN
 preset's PSNR stage) with `train.*` params.
 
-Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/base.pt and dvclive/.
+Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/base.pt and its curves
+in dvclive-base/ (the `adversarial` stage charts them for an L1 experiment).
 Checkpoints go to checkpoints/<run key>/ (outside DVC), so a killed run resumes and a
 different config, seed or training data never picks up another's state.
 """
@@ -39,7 +40,7 @@ def main(
             output=Path("models/base.pt"),
             checkpoints=Path("checkpoints"),
             options=options,
-            live_dir=Path("dvclive"),
+            live_dir=Path("dvclive-base"),
         )
 
 

@@ -149,7 +149,7 @@ def test_killed_training_resumes_from_checkpoint(repo: Repo):
     resumed_at = int(out.split("resuming from step")[1].split()[0].replace(",", ""))
     assert 0 < resumed_at < 40
     # The curves stay continuous from the start: the history was replayed from the checkpoint.
-    steps = read_steps(repo.path / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv")
+    steps = read_steps(repo.path / "dvclive-base" / "plots" / "metrics" / "train" / "loss.tsv")
     assert steps == list(range(2, 41, 2))
     assert (repo.path / "models" / "base.pt").exists()
     assert not new_checkpoints(), "the finished run kept its checkpoints"

@@ -177,19 +177,20 @@ def finish_stage(
     experiment: ExperimentConfig,
     *,
     base: Path,
+    base_live_dir: Path,
     output: Path,
     live_dir: Path,
     **train_args: Any,
 ) -> Path:
     """The pipeline's second stage: a GAN experiment trains from the first stage's model
-    `base` (`train_args` as for `train`); any other experiment's model is `base` itself,
-    copied to `output`, with an empty log in `live_dir` (the stage declares its files)."""
+    `base` (`train_args` as for `train`), logging to `live_dir`; any other experiment's model
+    is `base` itself, copied to `output` with its curves (`base_live_dir` to `live_dir`)."""
     if experiment.adversarial is not None:
         return train(experiment, output=output, live_dir=live_dir, pretrained=base, **train_args)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(base, output)
-    (live_dir / "plots").mkdir(parents=True, exist_ok=True)
-    (live_dir / "metrics.json").write_text("{}\n")
+    shutil.rmtree(live_dir, ignore_errors=True)
+    shutil.copytree(base_live_dir, live_dir)
     return output
 
 
