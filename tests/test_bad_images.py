@@ -20,6 +20,9 @@ from stages import extract as extract_stage
 from stages import fetch as fetch_stage
 from tests.helpers import tiny_images
 
+# Rich wraps at the terminal width: a long temporary path would split the phrases asserted.
+WIDE = {"COLUMNS": "1000"}
+
 
 def truncate(image: Path, dest: Path) -> Path:
     """`dest`: the first half of `image`'s bytes (header intact, pixel data cut)."""
@@ -84,7 +87,7 @@ def test_train_names_the_unreadable_validation_image_and_skips_it(tmp_path):
     args += ["--batch-size", "1", "--patch-size", "16", "--num-feat", "8", "--num-block", "1"]
     args += ["--set", "num_grow_ch=8", "--workers", "0", "--device", "cpu"]
     args += ["--output", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args, env=WIDE)
     assert result.exit_code == 0, result.output
     assert "skipped cannot read image" in result.output and "cut.png" in result.output
 
@@ -95,7 +98,7 @@ def test_evaluate_names_the_unreadable_image_and_records_it(tmp_path):
     valid = tiny_images(tmp_path / "valid", count=1)
     truncate(valid / "img0.png", valid / "img1.png")
     args = ["evaluate", "-m", str(tmp_path / "model.pt"), "--data", str(valid)]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "eval")])
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "eval")], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "skipped cannot read image" in result.output and "img1.png" in result.output
     skipped = json.loads((tmp_path / "eval" / "eval.json").read_text())["valid"]["skipped"]
