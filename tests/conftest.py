@@ -22,7 +22,9 @@ def one_intra_op_thread():
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
-    """The e2e tests' DVC repository, shared by every e2e module (DVC runs are slow)."""
+    """The e2e tests' DVC repository, shared by the e2e modules one pytest-xdist worker runs
+    (DVC runs are slow). Each module runs whole and in order on its worker (`--dist
+    loadfile`); a module that builds on another's experiment makes it when it is missing."""
     repo = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     yield repo
     # Queue workers are background processes; make sure none outlives the test.

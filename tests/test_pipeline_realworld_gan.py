@@ -2,7 +2,8 @@
 on the sample data; a GAN preset takes its PSNR model from DVC's run cache, and a changed
 adversarial value re-runs only the `adversarial` stage and evaluate.
 
-Runs in the session's shared repository after tests/test_pipeline_e2e.py (tests/conftest.py):
+Runs in the worker's shared repository, after tests/test_pipeline_e2e.py where the same worker
+ran it (tests/conftest.py):
 its experiment `first` trained rrdbnet-litex2 with the tiny recipe, the PSNR stage of
 esrgan-litex2 with the same values.
 """

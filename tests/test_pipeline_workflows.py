@@ -2,7 +2,8 @@
 `dvc exp run`, sharing experiments through a remote (docs/training.md), offline charts,
 benchmark sets (docs/benchmarks.md) and README command 1's readable `dvc exp show`.
 
-Runs in the session's shared repository after tests/test_pipeline_e2e.py (see tests/conftest.py).
+Runs in the worker's shared repository, after tests/test_pipeline_e2e.py where the same worker
+ran it (see tests/conftest.py).
 """
 
 from __future__ import annotations
