@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from claritycore.config import DegradationConfig
+from claritycore.data.download import sha256_file
 from claritycore.data.images import ImageReadError, load_channels, save_png
 from claritycore.data.pairs import ImagePair
 from claritycore.degradation import degrade_image
@@ -37,10 +38,6 @@ def degraded_key(config: DegradationConfig, seed: int, scale: int) -> str:
         {"degradation": config.to_dict(), "seed": seed, "scale": scale}, sort_keys=True
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _degrade_file(
@@ -81,7 +78,7 @@ def degraded_set(
     pairs = []
     for index, image in enumerate(images):
         lr_path = folder / f"{image.hr.stem}.png"
-        digest = _digest(image.hr)
+        digest = sha256_file(image.hr)
         if made.get(lr_path.name) != digest or not lr_path.is_file():
             lr = _degrade_file(image.hr, config, scale=scale, seed=seed, index=index)
             if lr is None:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from claritycore.data.download import sha256_file
 from claritycore.experiment import ExperimentConfig
 from claritycore.training.steps import Adversary
 from claritycore.weights import atomic_torch_save, read_torch_file, unwrap
@@ -106,7 +107,7 @@ def run_key(
     data = hashlib.sha256(index.read_bytes()).hexdigest() if index.is_file() else str(train_store)
     identity = {"config": experiment.config_hash(), "seed": seed, "data": data}
     if pretrained is not None:
-        identity["pretrained"] = hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()
+        identity["pretrained"] = sha256_file(Path(pretrained))
     text = json.dumps(identity)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

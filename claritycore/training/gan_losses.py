@@ -44,19 +44,28 @@ def generator_gan_loss(
     return (_bce(real - fake.mean(), real=False) + _bce(fake - real.mean(), real=True)) / 2
 
 
+def _discriminator_term(
+    kind: str, logits: torch.Tensor, reference: torch.Tensor | None, real: bool
+) -> torch.Tensor:
+    """BCE of D's `logits` against the `real` label; ragan: relative to the mean of the other
+    side's `reference` logits (no gradient), halved, as BasicSR's two backward passes."""
+    _check(kind)
+    logits = logits.float()
+    if kind == "vanilla":
+        return _bce(logits, real=real)
+    if reference is None:
+        side = "fake" if real else "real"
+        raise ValueError(f"the ragan loss needs the discriminator's logits on {side} images")
+    return _bce(logits - reference.detach().float().mean(), real=real) / 2
+
+
 def discriminator_real_loss(
     kind: str, real_logits: torch.Tensor, fake_reference: torch.Tensor | None
 ) -> torch.Tensor:
     """The discriminator's loss on real images: vanilla BCE(D(real), real); ragan
     BCE(D(real) - mean D(fake), real) / 2 with `fake_reference` (D on the detached fake) taken
     without gradient. BasicSR backpropagates it on its own, before the fake term."""
-    _check(kind)
-    real = real_logits.float()
-    if kind == "vanilla":
-        return _bce(real, real=True)
-    if fake_reference is None:
-        raise ValueError("the ragan loss needs the discriminator's logits on fake images")
-    return _bce(real - fake_reference.detach().float().mean(), real=True) / 2
+    return _discriminator_term(kind, real_logits, fake_reference, real=True)
 
 
 def discriminator_fake_loss(
@@ -65,10 +74,4 @@ def discriminator_fake_loss(
     """The discriminator's loss on the detached generator output: vanilla BCE(D(fake), fake)
     (not halved, as Real-ESRGAN); ragan BCE(D(fake) - mean D(real), fake) / 2 with
     `real_reference` taken without gradient."""
-    _check(kind)
-    fake = fake_logits.float()
-    if kind == "vanilla":
-        return _bce(fake, real=False)
-    if real_reference is None:
-        raise ValueError("the ragan loss needs the discriminator's logits on real images")
-    return _bce(fake - real_reference.detach().float().mean(), real=False) / 2
+    return _discriminator_term(kind, fake_logits, real_reference, real=False)
