@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 class UserError(Exception):
@@ -28,5 +29,7 @@ def exit_on_user_error(label: str) -> Iterator[None]:
     try:
         yield
     except (UserError, OSError) as error:
-        Console(stderr=True).print(f"[red]{label}:[/red] {error}", highlight=False, soft_wrap=True)
+        # Escaped: a message may quote brackets ("use [min, max]"), which rich reads as markup.
+        message = f"[red]{label}:[/red] {escape(str(error))}"
+        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -184,3 +184,15 @@ def test_resolved_file_round_trips_every_section(tmp_path, preset):
     experiment = resolve(preset, degradation={"jpeg_range": [40, 90]})
     write_resolved(experiment, tmp_path / "config.yaml")
     assert read_resolved(tmp_path / "config.yaml") == experiment
+
+
+def test_one_line_error_keeps_the_brackets_it_quotes(capsys):
+    """The valid range "[min, max]" is text, not rich markup: it reaches the user whole."""
+    import typer
+
+    from claritycore.errors import exit_on_user_error
+
+    with pytest.raises(typer.Exit), exit_on_user_error("error"):
+        parse(DegradationConfig, {"jpeg_range": [0, 95]}, "degradation")
+    err = capsys.readouterr().err
+    assert "use [min, max] with 1 <= min <= max <= 100" in err and err.count("\n") == 1
