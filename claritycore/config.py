@@ -35,7 +35,7 @@ Degradation = Literal["bicubic", "realesrgan"]
 Kernel = Literal[
     "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"
 ]
-GanLoss = Literal["ragan", "vanilla"]
+GanType = Literal["ragan", "vanilla"]
 Discriminator = Literal["vgg128", "unet_sn"]
 
 SOURCES, LOSSES, SCHEDULERS, PRECISIONS = map(choices, (Source, Loss, Scheduler, Precision))
@@ -365,7 +365,7 @@ class AdversarialConfig:
     perceptual_weight: float = 1.0
     # BasicSR's `layer_weights`: VGG19 layer (before its ReLU) -> weight.
     perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
-    gan_type: GanLoss = "ragan"
+    gan_type: GanType = "ragan"
     gan_weight: float = 5e-3
     discriminator: Discriminator = "vgg128"
     d_num_feat: int = 64

@@ -16,7 +16,7 @@ from claritycore.data.store import extract_store
 from claritycore.experiment import resolve
 from claritycore.training import NonFiniteLossError, lr_at, trainer
 from claritycore.training import checkpoint as ckpt
-from claritycore.training.losses import LOSSES
+from claritycore.training.losses import PIXEL_LOSSES
 from claritycore.weights import load_model
 from tests.helpers import (
     SAMPLE,
@@ -103,7 +103,7 @@ def test_nan_loss_is_skipped_once_and_stops_when_it_persists(tmp_path, monkeypat
         loss = torch.nn.functional.l1_loss(sr, hr)
         return loss * math.nan if calls["n"] - 1 in bad_steps else loss
 
-    monkeypatch.setitem(trainer.LOSSES, "l1", poisoned_l1)
+    monkeypatch.setitem(trainer.PIXEL_LOSSES, "l1", poisoned_l1)
     run(tmp_path / "once", experiment, quick_options(save_every=4), store)
     rows = history(tmp_path / "once" / "ckpt")
     assert [r["train/skipped_steps"] for r in rows] == [0, 0, 1] + [0] * 9
@@ -226,7 +226,7 @@ def test_channels_last_and_compile_give_the_eager_result(tmp_path):
 
 
 def test_every_configurable_loss_has_a_function():
-    assert tuple(LOSSES) == config.LOSSES
+    assert tuple(PIXEL_LOSSES) == config.LOSSES
 
 
 def test_default_workers_fit_a_two_core_machine(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Pixel losses, looked up by the `loss` name of the training config."""
+"""Pixel losses, one table, looked up by the `loss` name of the training config."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Te
     return torch.sqrt((prediction - target).square() + CHARBONNIER_EPS**2).mean()
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+PIXEL_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": F.l1_loss,
     "l2": F.mse_loss,
     "charbonnier": charbonnier_loss,

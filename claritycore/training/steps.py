@@ -1,4 +1,4 @@
-"""The two training steps, side by side: the L1 (PSNR) step and ESRGAN's adversarial step.
+"""The two training steps, side by side: the pixel-loss (PSNR) step and ESRGAN's adversarial step.
 
 Each takes one batch, computes the generator's loss and backpropagates it; the loop then
 clips, checks and applies the generator's update (the same for both). The adversarial step also
@@ -7,8 +7,7 @@ the generator's GAN loss is taken against a frozen discriminator, then the discr
 trained on the HR (real) and the detached output (fake). Each returns its loss terms as device
 tensors, which the loop sums and logs without a host sync.
 
-`batch_maker` turns the loader's items into `Batch`es (synthesising the LR where the degradation
-asks for it) and `build_adversary` builds what the GAN step needs from the config.
+`build_adversary` builds what the GAN step needs from the config.
 """
 
 from __future__ import annotations
@@ -22,29 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from claritycore.config import AdversarialConfig, RunOptions
-from claritycore.degradation import degrade, usm_sharp
 from claritycore.experiment import ExperimentConfig
 from claritycore.models.discriminators import build_discriminator
-from claritycore.training.gan_losses import (
-    discriminator_fake_loss,
-    discriminator_real_loss,
-    generator_gan_loss,
-)
+from claritycore.training.gan_losses import GAN_LOSSES, GanLoss
+from claritycore.training.pair_sources import Batch
 from claritycore.training.perceptual import PerceptualLoss, resolve_vgg19
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One step's images on the device: the LR input and the HR targets each loss compares
-    against (the unsharp-masked HR where the degradation's `*_gt_usm` asks for it)."""
-
-    low_res: torch.Tensor
-    l1_target: torch.Tensor
-    perceptual_target: torch.Tensor
-    real: torch.Tensor  # what the discriminator is shown as real
-
-
-def l1_step(
+def pixel_step(
     generator: nn.Module,
     batch: Batch,
     *,
@@ -52,10 +36,10 @@ def l1_step(
     autocast: contextlib.AbstractContextManager,
     scaler: torch.amp.GradScaler,
 ) -> dict[str, torch.Tensor]:
-    """The PSNR step: the pixel loss, backpropagated."""
+    """The PSNR step: the pixel loss (L1, L2 or Charbonnier), backpropagated."""
     with autocast:
         sr = generator(batch.low_res)
-    loss = loss_fn(sr.float(), batch.l1_target)
+    loss = loss_fn(sr.float(), batch.pixel_target)
     scaler.scale(loss).backward()
     return {"loss": loss.detach()}
 
@@ -64,13 +48,14 @@ def l1_step(
 class Adversary:
     """What the adversarial step needs besides the generator: the discriminator, the module
     that trains it (DDP-wrapped when distributed, else the same), its optimizer and scaler, the
-    perceptual loss (None at weight 0) and the recipe's weights."""
+    perceptual loss (None at weight 0), the GAN loss and the recipe's weights."""
 
     discriminator: nn.Module
     trained: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     perceptual: nn.Module | None
+    gan_loss: GanLoss
     config: AdversarialConfig
 
 
@@ -91,26 +76,26 @@ def adversarial_step(
     """ESRGAN's step: generator loss L1 + perceptual + GAN (backpropagated, not applied), then
     one discriminator update. `found_inf(grads)` is the loop's inf/NaN verdict, so a bad
     discriminator step is skipped as the generator's is."""
-    cfg, net_d, kind = adversary.config, adversary.discriminator, adversary.config.gan_type
+    cfg, net_d, gan = adversary.config, adversary.discriminator, adversary.gan_loss
     # Generator: the discriminator is a fixed function here (no gradients into its weights);
     # the plain module, so DDP all-reduces only the discriminator's own update below. The
     # discriminator runs in BasicSR's order (its BatchNorm statistics and spectral-norm power
     # iterations advance with every forward, so the order is part of the recipe).
     _requires_grad(net_d, False)
+    real_reference = None
     with autocast:
-        if kind == "ragan":
+        if gan.relativistic:
             with torch.no_grad():
                 real_reference = net_d(batch.real).float()
         fake = generator(batch.low_res)
         fake_logits = net_d(fake).float()
     fake = fake.float()
-    terms = {"loss_pixel": cfg.pixel_weight * F.l1_loss(fake, batch.l1_target)}
+    terms = {"loss_pixel": cfg.pixel_weight * F.l1_loss(fake, batch.pixel_target)}
     if adversary.perceptual is not None:
         with autocast:
             perceptual = adversary.perceptual(fake, batch.perceptual_target)
         terms["loss_perceptual"] = cfg.perceptual_weight * perceptual.float()
-    real_for_g = real_reference if kind == "ragan" else None
-    terms["loss_gan"] = cfg.gan_weight * generator_gan_loss(kind, real_for_g, fake_logits)
+    terms["loss_gan"] = cfg.gan_weight * gan.generator(real_reference, fake_logits)
     loss = sum(terms.values())
     scaler.scale(loss).backward()
 
@@ -120,15 +105,15 @@ def adversarial_step(
     fake = fake.detach()
     with autocast:
         fake_reference = None
-        if kind == "ragan":
+        if gan.relativistic:
             with torch.no_grad():
                 fake_reference = net_d(fake).float()
         real_logits = adversary.trained(batch.real).float()
-    d_real = discriminator_real_loss(kind, real_logits, fake_reference)
+    d_real = gan.discriminator(real_logits, fake_reference, True)
     adversary.scaler.scale(d_real).backward()
     with autocast:
         fake_logits = adversary.trained(fake).float()
-    d_fake = discriminator_fake_loss(kind, fake_logits, real_logits)
+    d_fake = gan.discriminator(fake_logits, real_logits, False)
     adversary.scaler.scale(d_fake).backward()
     optimizer = adversary.optimizer
     adversary.scaler.unscale_(optimizer)
@@ -149,34 +134,6 @@ def adversarial_step(
         "d_real": real_logits.detach().mean(),
         "d_fake": fake_logits.detach().mean(),
     }
-
-
-def batch_maker(
-    experiment: ExperimentConfig, seed: int, device: torch.device, channels_last: bool
-) -> Callable[[tuple, int], Batch]:
-    """The function that turns the loader's item for `step` into a `Batch` on the device:
-    the store's (LR, HR) pair, or for `realesrgan` the HR crops degraded here."""
-    degradation, scale = experiment.degradation, experiment.model.scale
-
-    def bicubic(item: tuple, step: int) -> Batch:
-        low_res, high_res = (to_device(images, device, channels_last) for images in item)
-        return Batch(low_res, high_res, high_res, high_res)
-
-    def synthesised(item: tuple, step: int) -> Batch:
-        high_res, draws = to_device(item[0], device, False), item[1]
-        # Real-ESRGAN degrades the unsharp-masked HR, which is also the sharpened target.
-        sharp = usm_sharp(high_res)
-        low_res = degrade(high_res, draws, degradation, scale=scale, seed=seed, step=step,
-                          hr_usm=sharp)  # fmt: skip
-        targets = [sharp if flag else high_res for flag in (
-            degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)]  # fmt: skip
-        if channels_last:
-            low_res, *targets = (
-                t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
-            )
-        return Batch(low_res, *targets)
-
-    return bicubic if degradation.type == "bicubic" else synthesised
 
 
 def build_adversary(
@@ -201,16 +158,13 @@ def build_adversary(
         discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
     )
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    adversary = Adversary(discriminator, wrap(discriminator), optimizer, scaler, perceptual, cfg)
+    adversary = Adversary(
+        discriminator, wrap(discriminator), optimizer, scaler, perceptual,
+        GAN_LOSSES[cfg.gan_type], cfg,
+    )  # fmt: skip
     return adversary, vgg_sha256
 
 
 def grads_found_inf(grads: list[torch.Tensor]) -> torch.Tensor:
     """1.0 when any gradient holds inf/NaN, on the device, without a host sync."""
     return (~torch.isfinite(torch.nn.utils.get_total_norm(grads))).float()
-
-
-def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 batch → float [0, 1] on the device; the copy is a quarter of a float32 one."""
-    images = images.to(device, non_blocking=True).float().div_(255)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images

@@ -1,14 +1,13 @@
-"""The training run, top to bottom: options, small helpers, then one loop.
+"""The training run in phases: setup decides everything once into a frozen `Run`; `_start`
+resumes or initialises; the loop steps, logs, validates and saves; `_finish` writes model.pt.
 
 Data: the dataset draws sample i as a pure function of (seed, i), and step k uses the global
 samples [k·B, (k+1)·B); DDP rank r of W takes its B/W slice of each. So resuming needs only the
-step, and 1 process with batch B sees the same samples as W processes with B/W. With
-`realesrgan` degradation the loader yields HR crops and each sample's drawn degradation, and
-the LR is synthesised here, batched on the training device (per-batch choices are a pure
-function of (seed, step)).
+step, and 1 process with batch B sees the same samples as W processes with B/W. How a sample
+becomes a training pair is the experiment's pair source (pair_sources.py).
 
-The step is `l1_step` or, for a GAN stage, `adversarial_step` (steps.py); the loop around them
-is the same.
+The step is `pixel_step` or, for a GAN stage, `adversarial_step` (steps.py); the loop around
+them is the same.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
@@ -34,8 +41,6 @@ from torch.utils.data import DataLoader, Sampler
 from claritycore import interop, weights
 from claritycore.config import EvalOptions, RunOptions, TrainingConfig
 from claritycore.data.benchmark_sets import set_images
-from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
-from claritycore.degradation import collate_hr_draws
 from claritycore.device import (
     PRECISION_DTYPES,
     channels_last_auto,
@@ -50,13 +55,14 @@ from claritycore.scoring import COMPARISONS, load_references, score_set
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
 from claritycore.training.live import MetricLog
-from claritycore.training.losses import LOSSES
+from claritycore.training.losses import PIXEL_LOSSES
+from claritycore.training.pair_sources import PAIR_SOURCES, Batch, BatchContext, PairSource
 from claritycore.training.steps import (
+    Adversary,
     adversarial_step,
-    batch_maker,
     build_adversary,
     grads_found_inf,
-    l1_step,
+    pixel_step,
 )
 
 
@@ -145,6 +151,21 @@ def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
         ) from None
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """What `train` was asked to do, in one picklable value (DDP workers receive it whole)."""
+
+    experiment: ExperimentConfig
+    train_store: Path
+    val_dir: Path | None
+    output: Path
+    checkpoints: Path
+    options: RunOptions
+    live_dir: Path | None
+    resume: bool
+    pretrained: Path | None
+
+
 def train(
     experiment: ExperimentConfig,
     *,
@@ -164,13 +185,15 @@ def train(
     `interop.load_weights` reads). With `options.devices` > 1 (and not already under torchrun)
     spawns one process per device.
     """
-    args = (experiment, Path(train_store), val_dir, Path(output), Path(checkpoints))
-    args += (options, live_dir, resume, pretrained)
+    job = TrainJob(
+        experiment, Path(train_store), val_dir, Path(output), Path(checkpoints), options,
+        live_dir, resume, None if pretrained is None else Path(pretrained),
+    )  # fmt: skip
     if options.devices > 1 and not distributed.launched():
         cpu = resolve_device(options.device).type == "cpu"
-        distributed.spawn(_run, options.devices, args, cpu=cpu)
-        return Path(output)
-    return _run(*args)
+        distributed.spawn(_run, options.devices, (job,), cpu=cpu)
+        return job.output
+    return _run(job)
 
 
 def finish_stage(
@@ -194,27 +217,61 @@ def finish_stage(
     return output
 
 
-def _run(
-    experiment: ExperimentConfig,
-    train_store: Path,
-    val_dir: Path | None,
-    output: Path,
-    checkpoints: Path,
-    options: RunOptions,
-    live_dir: Path | None,
-    resume: bool,
-    pretrained: Path | None,
-) -> Path:
-    """The whole run in one process (one rank of a DDP world)."""
-    cfg, scale = experiment.training, experiment.model.scale
+@dataclass(frozen=True)
+class Run:
+    """Everything setup decides, fixed for the whole run: the loop reads it, never changes it.
+    (The modules and optimizers inside change their state, not which they are.)"""
+
+    job: TrainJob
+    dist: distributed.Dist
+    precision: str  # what the run computes in: bf16, fp16 or fp32
+    channels_last: bool
+    compiled: bool
+    scaler: torch.amp.GradScaler
+    model: nn.Module  # the plain generator: what is saved
+    ema: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    adversary: Adversary | None
+    vgg_sha256: str | None
+    step_fn: Callable[[Batch], dict[str, torch.Tensor]]
+    make_batch: Callable[[tuple, int], Batch]
+    pair_source: PairSource
+    params: list[nn.Parameter]  # the generator's, listed once (not on every step)
+    update_ema: Callable[[int], None] | None
+    key: str
+    checkpoint_dir: Path
+    references: list
+    console: Console
+    log_every: int
+
+    @property
+    def cfg(self) -> TrainingConfig:
+        return self.job.experiment.training
+
+    @property
+    def options(self) -> RunOptions:
+        return self.job.options
+
+
+def _ddp(module: nn.Module, dist: distributed.Dist, **kwargs: Any) -> nn.Module:
+    """`module` wrapped for data-parallel training, or itself in a single process."""
+    if not dist.enabled:
+        return module
+    device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+
+
+def _setup(job: TrainJob) -> Run:
+    """Decide everything once: devices and precision, the networks, the step and its data."""
+    experiment, options, cfg = job.experiment, job.options, job.experiment.training
     dist = distributed.setup(options.device)
-    device, is_main = dist.device, dist.is_main
+    device = dist.device
     if cfg.batch_size % dist.world_size:
         raise ConfigError(
             f"batch_size={cfg.batch_size} does not split over {dist.world_size} processes; "
             f"use a batch size divisible by {dist.world_size} or change --devices"
         )
-    # Decided once: precision, memory format and compilation; the loop has no device branches.
+    # Precision, memory format and compilation are decided here; the loop has no device branches.
     on_cuda = device.type == "cuda"
     amp_dtype, use_scaler = amp_settings(device, cfg.amp, options.precision)
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
@@ -223,11 +280,11 @@ def _run(
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     auto_layout = channels_last_auto(device, amp_dtype)
     channels_last = auto_layout if options.channels_last == "auto" else options.channels_last
-    use_compile = on_cuda if options.compile == "auto" else options.compile
+    compiled = on_cuda if options.compile == "auto" else options.compile
     # Training batches all have one shape, so cuDNN's per-shape algorithm search pays off.
     torch.backends.cudnn.benchmark |= on_cuda
-    console = Console(quiet=not is_main)
 
+    # Networks, in a fixed order: each initialisation draws from the seeded generator.
     random.seed(options.seed)
     np.random.seed(options.seed)
     torch.manual_seed(options.seed)  # same initial weights on every rank
@@ -239,211 +296,295 @@ def _run(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )
-    step, history = 0, []
-    key = checkpoint.run_key(experiment, options.seed, train_store, pretrained)
-    distributed.require_same_data(key, str(train_store), dist)
-    checkpoint_dir = checkpoints / key
-
-    def wrap(module: nn.Module) -> nn.Module:
-        ids = [device.index] if on_cuda else None
-        return DistributedDataParallel(module, device_ids=ids) if dist.enabled else module
-
+    key = checkpoint.run_key(experiment, options.seed, job.train_store, job.pretrained)
+    distributed.require_same_data(key, str(job.train_store), dist)
     adversary, vgg_sha256 = None, None
     if experiment.adversarial is not None:
-        adversary, vgg_sha256 = build_adversary(experiment, options, device, use_scaler, wrap)
-    # The newest checkpoint on any node: nodes need no shared checkpoint storage.
-    read_latest = partial(checkpoint.load_latest, checkpoint_dir, key)
-    state = distributed.newest_state(read_latest, dist) if resume else None
-    if state is not None and state["step"] >= cfg.steps:
-        # A finished run is trained again when asked: DVC reruns `train` only when its code
-        # or inputs changed, and then the old result must not come back.
-        console.print(f"checkpoint in {checkpoint_dir} is of a finished run; training anew")
-        state = None
-    if state is not None:
-        step, history = checkpoint.restore(
-            state, model=model, ema=ema, optimizer=optimizer, scaler=scaler, adversary=adversary
-        )
-        console.print(f"resuming from step {step:,} ({checkpoint_dir})")
-        del state
-    elif pretrained is not None:
-        _load_pretrained(model, Path(pretrained))
-        if ema is not None:
-            ema.load_state_dict(model.state_dict())
-    log = MetricLog(live_dir, history, main=is_main)
-    # Validation is `evaluate`'s scoring with its default inference options: for the same
-    # weights and images the figures are equal. It logs PSNR/SSIM only: no NIQE/LPIPS cost.
-    val_options = EvalOptions(device=str(device), perceptual=False)
-    references = []
-    if is_main and val_dir is not None and options.val_images:
-        files = set_images(Path(val_dir), scale)[: options.val_images]
-        warn = console.print
-        references = list(
-            load_references(files, scale, on_skip=lambda why: warn(f"[yellow]skipped[/] {why}"))
+        adversary, vgg_sha256 = build_adversary(
+            experiment, options, device, use_scaler, partial(_ddp, dist=dist)
         )
 
-    step_model = torch.compile(model) if use_compile else model
-    if dist.enabled:
-        step_model = DistributedDataParallel(
-            step_model, device_ids=[device.index] if on_cuda else None, gradient_as_bucket_view=True
-        )
-    length, synthesised = cfg.steps * cfg.batch_size, experiment.degradation.type != "bicubic"
-    dataset = (
-        HRPatchDataset(train_store, patch_size=cfg.patch_size, seed=options.seed, length=length,
-                       degradation=experiment.degradation)
-        if synthesised
-        else PairedPatchDataset(train_store, patch_size=cfg.patch_size, seed=options.seed,
-                                length=length)
-    )  # fmt: skip
-    make_batch = batch_maker(experiment, options.seed, device, channels_last)
-    loader = DataLoader(
-        dataset,
-        batch_sampler=StepBatches(step, cfg.steps, cfg.batch_size, dist.rank, dist.world_size),
-        num_workers=options.loader_workers,
-        pin_memory=on_cuda,
-        prefetch_factor=4 if options.loader_workers else None,
-        collate_fn=collate_hr_draws if synthesised else None,
-    )
-    loss_fn = LOSSES[cfg.loss]
+    # The step: the pixel step, or the adversarial one for a GAN stage, on the compiled and
+    # DDP-wrapped generator; its batches come from the experiment's pair source.
+    step_model = torch.compile(model) if compiled else model
+    step_model = _ddp(step_model, dist, gradient_as_bucket_view=True)
     if adversary is None:
-        run_step = partial(l1_step, step_model, loss_fn=loss_fn, autocast=autocast, scaler=scaler)
+        step_fn = partial(
+            pixel_step, step_model, loss_fn=PIXEL_LOSSES[cfg.loss], autocast=autocast,
+            scaler=scaler,
+        )  # fmt: skip
     else:
-        run_step = partial(
+        step_fn = partial(
             adversarial_step, step_model, adversary=adversary, autocast=autocast, scaler=scaler,
             found_inf=grads_found_inf,
         )  # fmt: skip
-    params = list(model.parameters())
-    update_ema = ema_updater(ema, model, cfg.ema_decay) if ema is not None else None
-    # Device-side accumulators: read back only at log time, so steps never wait on the host.
-    zero = torch.zeros((), device=device)
-    good_steps, streak, worst = zero.clone(), zero.clone(), zero.clone()
-    loss_sums: dict[str, torch.Tensor] = {}
-    last_saved: Path | None = None
+    pair_source = PAIR_SOURCES[experiment.degradation.type]
+    context = BatchContext(
+        experiment.degradation, experiment.model.scale, options.seed, device, channels_last
+    )
+    console = Console(quiet=not dist.is_main)
+    return Run(
+        job=job, dist=dist, precision=precision, channels_last=channels_last, compiled=compiled,
+        scaler=scaler, model=model, ema=ema, optimizer=optimizer, adversary=adversary,
+        vgg_sha256=vgg_sha256, step_fn=step_fn,
+        make_batch=partial(pair_source.make_batch, context=context),
+        pair_source=pair_source, params=list(model.parameters()),
+        update_ema=None if ema is None else ema_updater(ema, model, cfg.ema_decay),
+        key=key, checkpoint_dir=job.checkpoints / key,
+        references=_validation_references(job, dist, console), console=console,
+        # A short run still draws a curve: at least ~10 loss points, whatever log_every says.
+        log_every=min(options.log_every, max(1, cfg.steps // 10)),
+    )  # fmt: skip
 
-    def check_finite() -> None:
-        if worst.item() >= options.max_nonfinite:
+
+def _validation_references(job: TrainJob, dist: distributed.Dist, console: Console) -> list:
+    """The validation images, read once on the main process (none elsewhere, or if unasked)."""
+    if not dist.is_main or job.val_dir is None or not job.options.val_images:
+        return []
+    scale = job.experiment.model.scale
+    files = set_images(Path(job.val_dir), scale)[: job.options.val_images]
+    skipped = partial(_warn_skipped, console)
+    return list(load_references(files, scale, on_skip=skipped))
+
+
+def _warn_skipped(console: Console, why: str) -> None:
+    console.print(f"[yellow]skipped[/] {why}")
+
+
+def _start(run: Run) -> tuple[int, list[dict[str, float]]]:
+    """(first step, metric history): the newest checkpoint of this run key on any node when
+    resuming, else step 0 from the initial or `pretrained` weights."""
+    job, cfg = run.job, run.cfg
+    # The newest checkpoint on any node: nodes need no shared checkpoint storage.
+    read_latest = partial(checkpoint.load_latest, run.checkpoint_dir, run.key)
+    state = distributed.newest_state(read_latest, run.dist) if job.resume else None
+    if state is not None and state["step"] >= cfg.steps:
+        # A finished run is trained again when asked: DVC reruns `train` only when its code
+        # or inputs changed, and then the old result must not come back.
+        run.console.print(f"checkpoint in {run.checkpoint_dir} is of a finished run; training anew")
+        state = None
+    if state is not None:
+        step, history = checkpoint.restore(
+            state, model=run.model, ema=run.ema, optimizer=run.optimizer, scaler=run.scaler,
+            adversary=run.adversary,
+        )  # fmt: skip
+        run.console.print(f"resuming from step {step:,} ({run.checkpoint_dir})")
+        return step, history
+    if job.pretrained is not None:
+        _load_pretrained(run.model, job.pretrained)
+        if run.ema is not None:
+            run.ema.load_state_dict(run.model.state_dict())
+    return 0, []
+
+
+def _loader(run: Run, start: int) -> DataLoader:
+    """Steps [start, steps) of the sample stream: this rank's slice of each global batch."""
+    cfg, options, job = run.cfg, run.options, run.job
+    dataset = run.pair_source.open_dataset(
+        job.train_store, patch_size=cfg.patch_size, seed=options.seed,
+        length=cfg.steps * cfg.batch_size, degradation=job.experiment.degradation,
+    )  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_sampler=StepBatches(start, cfg.steps, cfg.batch_size, run.dist.rank,
+                                  run.dist.world_size),
+        num_workers=options.loader_workers,
+        pin_memory=run.dist.device.type == "cuda",
+        prefetch_factor=4 if options.loader_workers else None,
+        collate_fn=run.pair_source.collate,
+    )  # fmt: skip
+
+
+def _set_learning_rates(run: Run, step: int) -> float:
+    """Set the generator's rate for `step` (and the discriminator's, which follows the same
+    schedule scaled to its own peak); returns the generator's."""
+    learning_rate = lr_at(step, run.cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate
+    if run.adversary is not None:
+        for group in run.adversary.optimizer.param_groups:
+            group["lr"] = learning_rate * run.adversary.config.d_lr / run.cfg.lr
+    return learning_rate
+
+
+def _apply_update(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip, check and apply the generator's gradients, then the EMA: (grad norm, 1.0 if the
+    step was skipped for inf/NaN gradients), both on the device."""
+    run.scaler.unscale_(run.optimizer)  # no-op without a scaler; clipping needs true gradients
+    if run.cfg.grad_clip is None:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in run.params])
+    else:
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
+    # Gradients are all-reduced, so every rank sees the same verdict.
+    found_inf = (~torch.isfinite(grad_norm)).float()
+    _optimizer_step(run.optimizer, run.scaler, found_inf)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.update_ema is not None:
+        run.update_ema(step)
+    return grad_norm, found_inf
+
+
+class LossWindow:
+    """The loss terms summed since the last log row, and the inf/NaN streaks, as device
+    tensors: read back only when a row is logged, so steps never wait on the host."""
+
+    def __init__(self, device: torch.device, step: int) -> None:
+        zero = torch.zeros((), device=device)
+        self.good_steps, self.streak, self.worst = zero.clone(), zero.clone(), zero.clone()
+        self.sums: dict[str, torch.Tensor] = {}
+        self.start_step, self.tick, self.paused = step, time.perf_counter(), 0.0
+
+    def add(self, losses: dict[str, torch.Tensor], found_inf: torch.Tensor) -> None:
+        for name, value in losses.items():
+            kept = torch.where(found_inf > 0, 0.0, value.float())
+            self.sums[name] = self.sums[name] + kept if name in self.sums else kept
+        self.good_steps += 1 - found_inf
+        self.streak.mul_(found_inf).add_(found_inf)
+        torch.maximum(self.worst, self.streak, out=self.worst)
+
+    def check_finite(self, limit: int, step: int, last_saved: Path | None) -> None:
+        """NonFiniteLossError once the loss has been inf/NaN for `limit` steps in a row."""
+        if self.worst.item() >= limit:
             raise NonFiniteLossError(
-                f"the loss was inf/NaN for {int(worst.item())} steps in a row (limit "
-                f"{options.max_nonfinite}) before step {step:,}; those steps were skipped and no "
-                f"checkpoint was written after them (last good: {last_saved or 'none'}). Lower "
-                "--lr, set grad_clip, check the training images, or train without AMP"
+                f"the loss was inf/NaN for {int(self.worst.item())} steps in a row (limit "
+                f"{limit}) before step {step:,}; those steps were skipped and no checkpoint "
+                f"was written after them (last good: {last_saved or 'none'}). Lower --lr, set "
+                "grad_clip, check the training images, or train without AMP"
             )
 
-    console.print(
-        f"[bold]{experiment.label}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
+    def row(self, step: int, batch_size: int, dist: distributed.Dist) -> dict[str, float]:
+        """The window's means over the global batch and its speed, then a new window. Time
+        spent validating and saving (`paused`) is left out of the step time."""
+        names = list(self.sums)
+        stacked = torch.stack([*(self.sums[n] for n in names), self.good_steps])
+        *totals, good = distributed.mean_over_ranks(stacked, dist).tolist()
+        elapsed, done = time.perf_counter() - self.tick - self.paused, step - self.start_step
+        row = {
+            "train/patches_per_s": done * batch_size / elapsed,
+            "train/step_ms": 1000 * elapsed / done,
+            "train/skipped_steps": done - good,
+        }
+        if good:
+            row |= {
+                f"train/{name}": total / good for name, total in zip(names, totals, strict=True)
+            }
+        self.sums.clear(), self.good_steps.zero_()
+        self.start_step, self.tick, self.paused = step, time.perf_counter(), 0.0
+        return row
+
+
+def _validate(run: Run, log: MetricLog, step: int) -> None:
+    """Score the shipped weights (the EMA if kept) on the validation images and log it.
+
+    This is `evaluate`'s scoring with its default inference options, so for the same weights
+    and images the figures are equal; PSNR/SSIM only, no NIQE/LPIPS cost."""
+    if not run.references:
+        return
+    # A copy: inference switches the weights' memory format and mode.
+    shipped = copy.deepcopy(run.ema if run.ema is not None else run.model)
+    options = EvalOptions(device=str(run.dist.device), perceptual=False)
+    scale = run.job.experiment.model.scale
+    scored = score_set(shipped, run.references, scale=scale, options=options, crops=COMPARISONS)
+    figures = scored.means()
+    log.log(step, {f"val/{k}": figures[k] for k in ("psnr_y", "ssim_y")})
+    log.images({f"val/{name}.png": crop for name, crop in scored.crops.items()})
+    run.console.print(
+        f"step {step:,}: PSNR-Y {figures['psnr_y']:.3f} dB ({figures['gain_psnr_y']:+.3f} over "
+        f"bicubic on {figures['images']} images), SSIM-Y {figures['ssim_y']:.4f}"
+    )
+
+
+def _save(run: Run, log: MetricLog, step: int) -> Path | None:
+    """A resumable checkpoint of everything trained (rank 0 writes it); its path."""
+    if not run.dist.is_main:
+        return None
+    return checkpoint.save(
+        run.checkpoint_dir, key=run.key, step=step, experiment=run.job.experiment,
+        model=run.model, ema=run.ema, optimizer=run.optimizer, scaler=run.scaler,
+        history=log.history, precision=run.precision, adversary=run.adversary,
+    )  # fmt: skip
+
+
+def _progress(run: Run, start: int) -> tuple[Progress, TaskID]:
+    cfg, dist = run.cfg, run.dist
+    run.console.print(
+        f"[bold]{run.job.experiment.label}[/]: {cfg.steps:,} steps, batch {cfg.batch_size} "
         f"({dist.world_size} × {cfg.batch_size // dist.world_size}), patch {cfg.patch_size}, "
-        f"{device}, precision {precision}, channels_last {channels_last}, "
-        f"compile {use_compile}"
+        f"{dist.device}, precision {run.precision}, channels_last {run.channels_last}, "
+        f"compile {run.compiled}"
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, disable=not is_main,
+        TimeRemainingColumn(), console=run.console, disable=not dist.is_main,
     )  # fmt: skip
-    task = progress.add_task("training", total=cfg.steps, completed=step)
-    # A short run still draws a curve: at least ~10 loss points, whatever log_every says.
-    log_every = min(options.log_every, max(1, cfg.steps // 10))
-    # The log window: steps and loss sums since the last log row, and the seconds spent in
-    # validation and checkpoints meanwhile, which step_ms leaves out.
-    window_start, tick, paused = step, time.perf_counter(), 0.0
-    start_step, run_start = step, time.perf_counter()
-    model.train()
+    return progress, progress.add_task("training", total=cfg.steps, completed=start)
+
+
+def _finish(run: Run, log: MetricLog, step: int, trained: int, seconds: float) -> None:
+    """model.pt (the EMA if kept), the checkpoints' removal and the summary line; rank 0."""
+    if not run.dist.is_main:
+        return
+    job = run.job
+    final = run.ema if run.ema is not None else run.model
+    weights.save_model(
+        job.output, final, experiment=job.experiment.to_dict(), step=step,
+        ema=run.ema is not None, precision=run.precision, vgg19_sha256=run.vgg_sha256,
+    )  # fmt: skip
+    if not run.options.keep_checkpoints:
+        checkpoint.remove(run.checkpoint_dir)  # only disk space now: a finished run is not resumed
+    log.close()
+    last_val = next((r for r in reversed(log.history) if "val/psnr_y" in r), None)
+    run.console.print(
+        f"[green]done[/]: {trained:,} steps in {seconds:.1f} s"
+        + (f", PSNR-Y {last_val['val/psnr_y']:.3f} dB" if last_val else "")
+        + f" → {job.output}"
+    )
+
+
+def _run(job: TrainJob) -> Path:
+    """The whole run in one process (one rank of a DDP world): setup, the loop, finish."""
+    run = _setup(job)
+    start, history = _start(run)
+    log = MetricLog(job.live_dir, history, main=run.dist.is_main)
+    loader = _loader(run, start)
+    cfg, options = run.cfg, run.options
+    window, last_saved = LossWindow(run.dist.device, start), None
+    progress, task = _progress(run, start)
+    step, started = start, time.perf_counter()
+    run.model.train()
     with progress:
         for item in loader:
-            batch = make_batch(item, step)
-            learning_rate = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate
-            if adversary is not None:
-                # The discriminator follows the generator's schedule at its own peak.
-                for group in adversary.optimizer.param_groups:
-                    group["lr"] = learning_rate * adversary.config.d_lr / cfg.lr
-            losses = run_step(batch)
-            scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true gradients
-            if cfg.grad_clip is None:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-            else:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            # Gradients are all-reduced, so every rank sees the same verdict.
-            found_inf = (~torch.isfinite(grad_norm)).float()
-            _optimizer_step(optimizer, scaler, found_inf)
-            optimizer.zero_grad(set_to_none=True)
-            if update_ema is not None:
-                update_ema(step)
-            for name, value in losses.items():
-                kept = torch.where(found_inf > 0, 0.0, value.float())
-                loss_sums[name] = loss_sums[name] + kept if name in loss_sums else kept
-            good_steps += 1 - found_inf
-            streak.mul_(found_inf).add_(found_inf)
-            torch.maximum(worst, streak, out=worst)
+            # One step: the batch, the rates for this step, the losses, the update.
+            batch = run.make_batch(item, step)
+            learning_rate = _set_learning_rates(run, step)
+            losses = run.step_fn(batch)
+            grad_norm, found_inf = _apply_update(run, step)
+            window.add(losses, found_inf)
             step += 1
             progress.advance(task)
+            last = step == cfg.steps
 
-            if step % log_every == 0 or step == cfg.steps:
-                check_finite()
-                now = time.perf_counter()
-                # Every rank reaches this step: average the loss sums over the global batch.
-                names = list(loss_sums)
-                stacked = torch.stack([*(loss_sums[n] for n in names), good_steps])
-                *totals, good = distributed.mean_over_ranks(stacked, dist).tolist()
-                elapsed, done = now - tick - paused, step - window_start
-                row = {
-                    "train/lr": learning_rate,
-                    "train/grad_norm": float(grad_norm),
-                    "train/patches_per_s": done * cfg.batch_size / elapsed,
-                    "train/step_ms": 1000 * elapsed / done,
-                    "train/skipped_steps": done - good,
-                }
-                if adversary is not None:
-                    row["train/lr_d"] = learning_rate * adversary.config.d_lr / cfg.lr
-                if good:
-                    means = zip(names, (total / good for total in totals), strict=True)
-                    row |= {f"train/{name}": mean for name, mean in means}
-                log.log(step, row)
-                progress.update(task, description=f"loss {row.get('train/loss', math.nan):.4f}")
-                loss_sums.clear(), good_steps.zero_()
-                window_start, tick, paused = step, time.perf_counter(), 0.0
-            if step % options.val_every == 0 or step == cfg.steps:
-                started = time.perf_counter()
-                if references:
-                    # A copy: inference switches the weights' memory format and mode.
-                    shipped = copy.deepcopy(ema if ema is not None else model)
-                    scored = score_set(
-                        shipped, references, scale=scale, options=val_options, crops=COMPARISONS
-                    )
-                    figures = scored.means()
-                    log.log(step, {f"val/{k}": figures[k] for k in ("psnr_y", "ssim_y")})
-                    log.images({f"val/{name}.png": crop for name, crop in scored.crops.items()})
-                    console.print(
-                        f"step {step:,}: PSNR-Y {figures['psnr_y']:.3f} dB "
-                        f"({figures['gain_psnr_y']:+.3f} over bicubic on {figures['images']} "
-                        f"images), SSIM-Y {figures['ssim_y']:.4f}"
-                    )
-                paused += time.perf_counter() - started
-            if step % options.save_every == 0 or step == cfg.steps:
-                started = time.perf_counter()
-                check_finite()
-                if is_main:
-                    last_saved = checkpoint.save(
-                        checkpoint_dir, key=key, step=step, experiment=experiment, model=model,
-                        ema=ema, optimizer=optimizer, scaler=scaler, history=log.history,
-                        precision=precision, adversary=adversary,
-                    )  # fmt: skip
-                paused += time.perf_counter() - started
+            # Log: the window's mean losses and speed (every rank: the means are all-reduced).
+            if step % run.log_every == 0 or last:
+                window.check_finite(options.max_nonfinite, step, last_saved)
+                row = {"train/lr": learning_rate, "train/grad_norm": float(grad_norm)}
+                if run.adversary is not None:
+                    row["train/lr_d"] = learning_rate * run.adversary.config.d_lr / cfg.lr
+                log.log(step, row | window.row(step, cfg.batch_size, run.dist))
+                loss = log.history[-1].get("train/loss", math.nan)
+                progress.update(task, description=f"loss {loss:.4f}")
 
-    if is_main:
-        final = ema if ema is not None else model
-        weights.save_model(
-            output, final, experiment=experiment.to_dict(), step=step, ema=ema is not None,
-            precision=precision, vgg19_sha256=vgg_sha256,
-        )  # fmt: skip
-        if not options.keep_checkpoints:
-            checkpoint.remove(checkpoint_dir)  # only disk space now: a finished run is not resumed
-        log.close()
-        seconds = time.perf_counter() - run_start
-        last_val = next((r for r in reversed(log.history) if "val/psnr_y" in r), None)
-        console.print(
-            f"[green]done[/]: {step - start_step:,} steps in {seconds:.1f} s"
-            + (f", PSNR-Y {last_val['val/psnr_y']:.3f} dB" if last_val else "")
-            + f" → {output}"
-        )
-    distributed.teardown(dist)
-    return output
+            # Validate and save: their time is kept out of the logged step time.
+            if step % options.val_every == 0 or last:
+                paused = time.perf_counter()
+                _validate(run, log, step)
+                window.paused += time.perf_counter() - paused
+            if step % options.save_every == 0 or last:
+                paused = time.perf_counter()
+                window.check_finite(options.max_nonfinite, step, last_saved)
+                last_saved = _save(run, log, step) or last_saved
+                window.paused += time.perf_counter() - paused
+
+    _finish(run, log, step, step - start, time.perf_counter() - started)
+    distributed.teardown(run.dist)
+    return job.output

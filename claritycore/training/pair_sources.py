@@ -1,0 +1,104 @@
+"""Where a training pair's LR input comes from: one table, keyed by `degradation.type`.
+
+Each entry says what the data loader reads from the store and how the loader's item for a step
+becomes a `Batch` on the training device:
+
+- `bicubic`: the store's LR planes (MATLAB bicubic of the HR, or a paired source's own LR);
+- `realesrgan`: HR crops only; the LR is Real-ESRGAN's second-order degradation, drawn per
+  sample in the loader (a pure function of seed and sample index) and synthesised here, batched
+  on the device (per-batch choices a pure function of seed and step).
+
+A new degradation is a new entry here and its own module beside `claritycore/degradation/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from claritycore.config import DegradationConfig
+from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
+from claritycore.degradation import collate_hr_draws, degrade, usm_sharp
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's images on the device: the LR input and the HR targets each loss compares
+    against (the unsharp-masked HR where the degradation's `*_gt_usm` asks for it)."""
+
+    low_res: torch.Tensor
+    pixel_target: torch.Tensor
+    perceptual_target: torch.Tensor
+    real: torch.Tensor  # what the discriminator is shown as real
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What turning a loader item into a `Batch` needs besides the item and the step."""
+
+    degradation: DegradationConfig
+    scale: int
+    seed: int
+    device: torch.device
+    channels_last: bool
+
+
+def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 batch → float [0, 1] on the device; the copy is a quarter of a float32 one."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _store_pairs(store: Path, *, patch_size: int, seed: int, length: int,
+                 degradation: DegradationConfig) -> Dataset:  # fmt: skip
+    return PairedPatchDataset(store, patch_size=patch_size, seed=seed, length=length)
+
+
+def _store_batch(item: tuple, step: int, context: BatchContext) -> Batch:
+    low_res, high_res = (
+        to_device(images, context.device, context.channels_last) for images in item
+    )
+    return Batch(low_res, high_res, high_res, high_res)
+
+
+def _hr_crops(store: Path, *, patch_size: int, seed: int, length: int,
+              degradation: DegradationConfig) -> Dataset:  # fmt: skip
+    return HRPatchDataset(
+        store, patch_size=patch_size, seed=seed, length=length, degradation=degradation
+    )
+
+
+def _realesrgan_batch(item: tuple, step: int, context: BatchContext) -> Batch:
+    degradation = context.degradation
+    high_res, draws = to_device(item[0], context.device, False), item[1]
+    # Real-ESRGAN degrades the unsharp-masked HR, which is also the sharpened target.
+    sharp = usm_sharp(high_res)
+    low_res = degrade(high_res, draws, degradation, scale=context.scale, seed=context.seed,
+                      step=step, hr_usm=sharp)  # fmt: skip
+    flags = (degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)
+    targets = [sharp if flag else high_res for flag in flags]
+    if context.channels_last:
+        low_res, *targets = (
+            t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
+        )
+    return Batch(low_res, *targets)
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """One way of making training pairs: the dataset over a store, how the loader collates
+    its samples (None: PyTorch's default), and the item → `Batch` function."""
+
+    open_dataset: Callable[..., Dataset]
+    collate: Callable[[list], tuple] | None
+    make_batch: Callable[[tuple, int, BatchContext], Batch]
+
+
+PAIR_SOURCES: dict[str, PairSource] = {
+    "bicubic": PairSource(_store_pairs, None, _store_batch),
+    "realesrgan": PairSource(_hr_crops, collate_hr_draws, _realesrgan_batch),
+}
