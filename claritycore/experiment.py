@@ -20,6 +20,7 @@ import yaml
 from claritycore.config import AdversarialConfig, DegradationConfig, TrainingConfig
 from claritycore.errors import ConfigError
 from claritycore.models import AutoConfig, BaseConfig
+from claritycore.models.discriminators import DISCRIMINATORS
 from claritycore.presets import get_preset
 from claritycore.schema import as_dict, field_names, parse
 
@@ -46,12 +47,10 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         patch, scale = self.training.patch_size, self.model.scale
-        adversarial = self.adversarial
-        if adversarial is not None and adversarial.discriminator == "vgg128" and patch != 128:
-            raise ConfigError(
-                f"discriminator vgg128 (ESRGAN's) takes 128² HR patches, not patch_size={patch}; "
-                "set patch_size 128 or adversarial.discriminator unet_sn (any multiple of 16)"
-            )
+        if self.adversarial is not None:
+            error = DISCRIMINATORS[self.adversarial.discriminator].patch_error(patch)
+            if error is not None:
+                raise ConfigError(error)
         if patch % scale:
             raise ConfigError(
                 f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "

@@ -10,6 +10,9 @@ weights move between BasicSR, Real-ESRGAN and ClarityCore unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -119,21 +122,48 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def _vgg128_patch_error(patch_size: int) -> str | None:
+    if patch_size == 128:
+        return None
+    return (
+        f"discriminator vgg128 (ESRGAN's) takes 128² HR patches, not patch_size={patch_size}; "
+        f"set patch_size 128, or adversarial.discriminator unet_sn (any multiple of "
+        f"{UNET_MULTIPLE})"
+    )
+
+
+def _unet_patch_error(patch_size: int) -> str | None:
+    if patch_size % UNET_MULTIPLE == 0:
+        return None
+    nearest = UNET_MULTIPLE * max(1, patch_size // UNET_MULTIPLE)
+    return (
+        f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, but "
+        f"patch_size is {patch_size}; use e.g. {nearest}"
+    )
+
+
+@dataclass(frozen=True)
+class DiscriminatorKind:
+    """One discriminator: its builder from the base channel count, and why it cannot take HR
+    patches of a given side (None when it can), checked when the experiment is resolved."""
+
+    build: Callable[[int], nn.Module]
+    patch_error: Callable[[int], str | None]
+
+
+DISCRIMINATORS: dict[str, DiscriminatorKind] = {
+    "vgg128": DiscriminatorKind(
+        lambda feat: VGGStyleDiscriminator(3, feat, 128), _vgg128_patch_error
+    ),
+    "unet_sn": DiscriminatorKind(lambda feat: UNetDiscriminatorSN(3, feat), _unet_patch_error),
+}
+
+
 def build_discriminator(kind: str, num_feat: int, patch_size: int) -> nn.Module:
-    """The discriminator `kind` (the config's `vgg128` or `unet_sn`) for HR patches of
-    `patch_size`, or a one-line ConfigError before any work if it cannot take them."""
-    if kind == "vgg128":
-        if patch_size != 128:
-            raise ConfigError(
-                f"discriminator vgg128 takes 128×128 patches, but patch_size is {patch_size}; "
-                f"set patch_size 128, or discriminator unet_sn (any multiple of {UNET_MULTIPLE})"
-            )
-        return VGGStyleDiscriminator(3, num_feat, 128)
-    if kind == "unet_sn":
-        if patch_size % UNET_MULTIPLE:
-            raise ConfigError(
-                f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, "
-                f"but patch_size is {patch_size}"
-            )
-        return UNetDiscriminatorSN(3, num_feat)
-    raise ConfigError(f"unknown discriminator {kind!r}; use vgg128 or unet_sn")
+    """The discriminator `kind` for HR patches of `patch_size`, or a one-line ConfigError
+    before any work if it cannot take them."""
+    entry = DISCRIMINATORS[kind]
+    error = entry.patch_error(patch_size)
+    if error is not None:
+        raise ConfigError(error)
+    return entry.build(num_feat)
