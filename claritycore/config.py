@@ -220,8 +220,9 @@ class EvalOptions:
             f"evaluate.benchmarks lists a set twice: {list(self.benchmarks)}",
         )
         require(
-            self.degrade != "bicubic",
-            "evaluate.degrade: bicubic is the sets' own LR, scored anyway; use realesrgan or null",
+            self.degrade is None or not DegradationConfig(type=self.degrade).reads_store_lr,
+            f"evaluate.degrade: {self.degrade} is the sets' own LR, scored anyway; use "
+            "realesrgan or null",
         )
         require(self.tile >= 0, f"evaluate.tile must be >= 0 (0: no tiling), got {self.tile}")
         require(self.tile_pad >= 0, f"evaluate.tile_pad must be >= 0, got {self.tile_pad}")
@@ -347,10 +348,18 @@ class DegradationConfig:
         for name in ("second_blur_prob", "final_sinc_prob", "final_resize_first_prob"):
             _check_probability(name, getattr(self, name))
 
+    @property
+    def reads_store_lr(self) -> bool:
+        """The training LR is the store's (MATLAB bicubic, or a paired source's own), not made
+        on the fly; then every field but `type` is idle. The one place this is decided on the
+        config side; training/pair_sources.py's table says how each type makes its pairs."""
+        return self.type == "bicubic"
+
     def to_dict(self) -> dict[str, Any]:
-        """Bicubic as `{type: bicubic}` alone: the other fields do not act, and so neither a
-        config hash nor a `dvc exp show` column changes for the L1 presets."""
-        return as_dict(self) if self.type == "realesrgan" else {"type": self.type}
+        """A type that reads the store's LR as `{type: ...}` alone: the other fields do not
+        act, and so neither a config hash nor a `dvc exp show` column changes for the L1
+        presets."""
+        return {"type": self.type} if self.reads_store_lr else as_dict(self)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class ExperimentConfig:
             "model": self.model.to_dict(),
             "training": self.training.to_dict(),
         }
-        if self.degradation.type != "bicubic":
+        if not self.degradation.reads_store_lr:
             values["degradation"] = self.degradation.to_dict()
         if self.adversarial is not None:
             values["adversarial"] = self.adversarial.to_dict()
@@ -158,7 +158,7 @@ def resolve(
     model_changes = {k: v for k, v in changes.items() if k not in training}
     training_changes = {k: v for k, v in changes.items() if k in training}
     degradation = _replace(preset.degradation, degradation, DegradationConfig, "degradation")
-    if degradation.type == "bicubic":
+    if degradation.reads_store_lr:
         # Its other fields do not act: one bicubic config, whatever they say.
         degradation = DegradationConfig()
     experiment = ExperimentConfig(

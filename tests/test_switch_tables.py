@@ -54,7 +54,7 @@ def test_each_pair_source_makes_batches_of_the_right_shapes(tmp_path, kind):
             store, patch_size=patch, seed=0, length=4, degradation=DegradationConfig()
         )[i] for i in range(2)]), 0, context,
     )  # fmt: skip
-    assert torch.equal(batch.low_res, stored.low_res) == (kind == "bicubic")
+    assert torch.equal(batch.low_res, stored.low_res) == degradation.reads_store_lr
 
 
 @pytest.mark.parametrize("patch", [96, 128, 192, 100])

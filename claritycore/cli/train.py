@@ -217,7 +217,7 @@ def train_command(
             read_pretrained(pretrained)  # a bad file fails before any extraction
         scale, workers = job.experiment.model.scale, job.options.loader_workers
         # A run that degrades its HR crops on the fly reads no LR: its store packs HR only.
-        hr_only = job.experiment.degradation.type == "realesrgan"
+        hr_only = not job.experiment.degradation.reads_store_lr
         store = ensure_store(job.data, scale, workers=workers, hr_only=hr_only)
         if job.val_dir is None and job.options.val_images:
             typer.echo(
