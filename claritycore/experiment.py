@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -21,7 +21,7 @@ from claritycore.config import AdversarialConfig, DegradationConfig, TrainingCon
 from claritycore.errors import ConfigError
 from claritycore.models import AutoConfig, BaseConfig
 from claritycore.models.discriminators import DISCRIMINATORS
-from claritycore.presets import get_preset
+from claritycore.presets import Preset, get_preset
 from claritycore.schema import as_dict, field_names, parse
 
 RESOLVED_HEADER = (
@@ -32,6 +32,7 @@ RESOLVED_HEADER = (
 HASH_COMMENT = re.compile(r"^# config_hash: ([0-9a-f]+)$", re.M)
 # The keys of a resolved config: `to_dict` writes the last two only where they apply.
 SECTIONS = ("preset", "model", "training", "degradation", "adversarial")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,17 +112,28 @@ class ExperimentConfig:
 
 def override_keys(preset_name: str) -> list[str]:
     """Every key an override may set for the preset: training fields, then model fields."""
-    model = AutoConfig.from_dict(get_preset(preset_name).model)
+    return _override_keys(get_preset(preset_name))
+
+
+def _override_keys(preset: Preset) -> list[str]:
     training = field_names(TrainingConfig)
+    model = AutoConfig.from_dict(preset.model)
     return training + [k for k in field_names(type(model)) if k not in training]
 
 
-def _replace(section: Any, changes: Mapping[str, Any] | None, cls: type, where: str) -> Any:
-    """The dataclass `section` with the non-null `changes` applied, validated as `where`."""
-    values = {k: v for k, v in (changes or {}).items() if v is not None}
-    if not values:
+def _set(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keys a params section or flag set: null means "keep the preset's value"."""
+    return {k: v for k, v in (values or {}).items() if v is not None}
+
+
+def _apply(section: T, changes: Mapping[str, Any], where: str) -> T:
+    """The config dataclass `section` with `changes` applied, validated as `where` (a model
+    config goes through its own parser, which dispatches on `model_type`)."""
+    if not changes:
         return section
-    return parse(cls, {**as_dict(section), **values}, where)
+    if isinstance(section, BaseConfig):
+        return AutoConfig.from_dict({**section.to_dict(), **changes})
+    return parse(type(section), {**as_dict(section), **changes}, where)
 
 
 def resolve(
@@ -140,37 +152,35 @@ def resolve(
     store.
     """
     preset = get_preset(preset_name)
-    adversarial_changes = {k: v for k, v in (adversarial or {}).items() if v is not None}
+    changes, adversarial_changes = _set(overrides), _set(adversarial)
     if adversarial_changes and preset.adversarial is None:
         raise ConfigError(
             f"{preset.name} has no adversarial stage, so adversarial."
             f"{next(iter(adversarial_changes))} cannot apply; choose a GAN preset (esrgan*, "
             "realesrgan*) or set the adversarial values to null"
         )
-    valid = override_keys(preset.name)
-    training = set(field_names(TrainingConfig))
-    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    valid = _override_keys(preset)
     for key in changes:
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown override {key!r}.{hint} Valid keys: {', '.join(valid)}")
-    model_changes = {k: v for k, v in changes.items() if k not in training}
-    training_changes = {k: v for k, v in changes.items() if k in training}
-    degradation = _replace(preset.degradation, degradation, DegradationConfig, "degradation")
-    if degradation.reads_store_lr:
-        # Its other fields do not act: one bicubic config, whatever they say.
-        degradation = DegradationConfig()
+    training_keys = set(field_names(TrainingConfig))
+    training_changes = {k: v for k, v in changes.items() if k in training_keys}
+    model_changes = {k: v for k, v in changes.items() if k not in training_keys}
+    chosen_degradation = _apply(preset.degradation, _set(degradation), "degradation")
+    if chosen_degradation.reads_store_lr:
+        # Its other fields do not act: one such config, whatever they say.
+        chosen_degradation = DegradationConfig(type=chosen_degradation.type)
     experiment = ExperimentConfig(
         preset=preset.name,
-        model=AutoConfig.from_dict({**preset.model, **model_changes}),
-        training=parse(
-            TrainingConfig, {**as_dict(preset.training), **training_changes}, "overrides"
-        ),
-        degradation=degradation,
-        adversarial=_replace(preset.adversarial, adversarial_changes, AdversarialConfig,
-                             "adversarial"),
-    )  # fmt: skip
+        model=_apply(AutoConfig.from_dict(preset.model), model_changes, "overrides"),
+        training=_apply(preset.training, training_changes, "overrides"),
+        degradation=chosen_degradation,
+        adversarial=None
+        if preset.adversarial is None
+        else _apply(preset.adversarial, adversarial_changes, "adversarial"),
+    )
     scale = experiment.model.scale
     if scales is not None and scale not in scales:
         raise ConfigError(
@@ -181,41 +191,38 @@ def resolve(
     return experiment
 
 
-def resolve_base(
-    experiment: ExperimentConfig,
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    degradation: Mapping[str, Any] | None = None,
+def psnr_stage(
+    experiment: ExperimentConfig, overrides: Mapping[str, Any] | None = None
 ) -> ExperimentConfig:
-    """The PSNR stage a GAN experiment starts from: its `adversarial.base` preset with the
-    experiment's model and `overrides` (training fields of that stage) applied, and the same
-    degradation changes. An experiment without a GAN stage is its own base.
+    """The PSNR stage a GAN experiment trains first, derived from it: the preset its
+    `adversarial.base` names, with the experiment's model and degradation, and `overrides`
+    (params.yaml's `base_overrides`: that stage's training fields). An experiment without a
+    GAN stage is its own PSNR stage.
 
-    The result is what an experiment of the base preset with these values resolves to, so DVC
-    finds that stage's model in its run cache."""
+    A GAN preset shares its model and degradation with its PSNR preset (tested), so the result
+    is what an experiment of that preset with these values resolves to, and DVC finds its
+    model in the run cache."""
+    changes = _set(overrides)
     if experiment.adversarial is None:
-        changed = [k for k, v in (overrides or {}).items() if v is not None]
-        if changed:
+        if changes:
             raise ConfigError(
-                f"base_overrides.{changed[0]} is set, but {experiment.preset} has no PSNR stage "
-                "before it (only GAN presets do); use overrides instead"
+                f"base_overrides.{next(iter(changes))} is set, but {experiment.preset} has no "
+                "PSNR stage before it (only GAN presets do); use overrides instead"
             )
         return experiment
-    model_keys = set(experiment.model.to_dict()) - set(field_names(TrainingConfig))
-    training = set(field_names(TrainingConfig))
-    for key, value in (overrides or {}).items():
-        if value is not None and key not in training:
+    training_keys = field_names(TrainingConfig)
+    for key in changes:
+        if key not in training_keys:
             raise ConfigError(
                 f"base_overrides.{key}: only training fields apply to the PSNR stage (the model "
-                f"is the GAN preset's); valid keys: {', '.join(sorted(training))}"
+                f"is the GAN preset's); valid keys: {', '.join(sorted(training_keys))}"
             )
-    preset_model = get_preset(experiment.adversarial.base).model
-    model = experiment.model.to_dict()
-    changes = {k: model[k] for k in model_keys if preset_model.get(k) != model[k]}
-    return resolve(
-        experiment.adversarial.base,
-        {**changes, **(overrides or {})},
-        degradation=degradation,
+    preset = get_preset(experiment.adversarial.base)
+    return ExperimentConfig(
+        preset=preset.name,
+        model=experiment.model,
+        training=_apply(preset.training, changes, "base_overrides"),
+        degradation=experiment.degradation,
     )
 
 

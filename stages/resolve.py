@@ -17,7 +17,7 @@ from rich.console import Console
 
 from claritycore.config import DataParams, load_params, read_experiment_params, read_section
 from claritycore.errors import exit_on_user_error
-from claritycore.experiment import resolve, resolve_base, write_resolved
+from claritycore.experiment import psnr_stage, resolve, write_resolved
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -40,9 +40,7 @@ def main(
             adversarial=selection.adversarial,
             scales=data.scales,
         )
-        first = resolve_base(
-            experiment, selection.base_overrides, degradation=selection.degradation
-        )
+        first = psnr_stage(experiment, selection.base_overrides)
         write_resolved(first, base)
         write_resolved(experiment, output)
     model, training = experiment.model, experiment.training

@@ -7,7 +7,7 @@ import pytest
 
 from claritycore.config import DegradationConfig
 from claritycore.errors import ConfigError
-from claritycore.experiment import ExperimentConfig, resolve, resolve_base
+from claritycore.experiment import ExperimentConfig, psnr_stage, resolve
 from claritycore.models import AutoConfig
 from claritycore.presets import PRESETS, get_preset
 from claritycore.schema import parse
@@ -104,20 +104,37 @@ def test_bicubic_experiments_keep_their_config_and_hash():
     )
 
 
-def test_base_stage_is_the_psnr_presets_own_experiment():
+def test_psnr_stage_is_the_psnr_presets_own_experiment():
     experiment = resolve("esrgan-litex2", {"steps": 10, "num_block": 4})
-    base = resolve_base(experiment, {"steps": 20, "lr": 1e-3})
-    # Exactly what an experiment of the base preset with those values resolves to.
-    assert base == resolve("rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3})
+    stage = psnr_stage(experiment, {"steps": 20, "lr": 1e-3})
+    # Exactly what an experiment of the PSNR preset with those values resolves to.
+    assert stage == resolve("rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3})
     assert (
-        base.config_hash()
+        stage.config_hash()
         == resolve("rrdbnet-litex2", {"num_block": 4, "steps": 20, "lr": 1e-3}).config_hash()
     )
     real = resolve("realesrgan-litex2", degradation={"jpeg_range": [50, 95]})
-    real_base = resolve_base(real, degradation={"jpeg_range": [50, 95]})
-    assert real_base.preset == "realesrnet-litex2" and real_base.degradation.jpeg_range == (50, 95)
+    real_stage = psnr_stage(real)
+    assert real_stage.preset == "realesrnet-litex2" and real_stage.degradation.jpeg_range == (
+        50,
+        95,
+    )
     plain = resolve("rrdbnet-litex2")
-    assert resolve_base(plain) is plain
+    assert psnr_stage(plain) is plain
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.adversarial is not None])
+def test_every_gan_preset_derives_the_stage_its_psnr_preset_resolves_to(name):
+    """The PSNR stage is derived from the experiment, not resolved again: that holds only while
+    a GAN preset's model and degradation are its PSNR preset's, with any changes applied."""
+    gan = PRESETS[name]
+    changes = {"num_block": 2, "steps": 7}
+    degradation = {"jpeg_range": [40, 90]} if not gan.degradation.reads_store_lr else None
+    experiment = resolve(name, changes, degradation=degradation)
+    stage = psnr_stage(experiment, {"lr": 3e-4})
+    expected = resolve(gan.adversarial.base, {"num_block": 2, "lr": 3e-4}, degradation=degradation)
+    assert stage.to_dict() == expected.to_dict()
+    assert stage.config_hash() == expected.config_hash()
 
 
 @pytest.mark.parametrize(
@@ -125,9 +142,9 @@ def test_base_stage_is_the_psnr_presets_own_experiment():
     [
         (lambda: resolve("rrdbnetx4", adversarial={"gan_weight": 0.1}),
          r"rrdbnetx4 has no adversarial stage, so adversarial.gan_weight cannot apply"),
-        (lambda: resolve_base(resolve("rrdbnetx4"), {"steps": 3}),
+        (lambda: psnr_stage(resolve("rrdbnetx4"), {"steps": 3}),
          r"base_overrides.steps is set, but rrdbnetx4 has no PSNR stage"),
-        (lambda: resolve_base(resolve("esrganx4"), {"num_feat": 3}),
+        (lambda: psnr_stage(resolve("esrganx4"), {"num_feat": 3}),
          r"base_overrides.num_feat: only training fields apply"),
         (lambda: resolve("esrganx4", {"patch_size": 96}),
          r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96"),
