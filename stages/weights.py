@@ -13,10 +13,9 @@ from pathlib import Path
 import typer
 
 from claritycore.config import RunOptions, load_params, read_section
-from claritycore.data.backbones import PIPELINE_WEIGHTS
+from claritycore.data.backbones import PIPELINE_WEIGHTS, fetch_needed
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import read_resolved
-from claritycore.pretrained import fetch_needed
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -30,7 +29,7 @@ def main(
     with exit_on_user_error("weights failed"):
         options = read_section(load_params(params), "train", RunOptions)
         experiment = read_resolved(config)
-        for path in fetch_needed(experiment, options.vgg_weights, PIPELINE_WEIGHTS):
+        for path in fetch_needed(experiment.adversarial, options.vgg_weights, PIPELINE_WEIGHTS):
             typer.echo(f"{path}: verified", err=True)
 
 

@@ -199,14 +199,16 @@ def test_weights_stage_fetches_only_what_the_experiment_needs(tmp_path, monkeypa
     weight 0 or with its own VGG19 file; VGG19, verified, for a GAN stage that needs it (here
     copied from torch's hub cache, no network), and offline without it the one-line error."""
     from claritycore.data import backbones
-    from claritycore.pretrained import fetch_needed, needed_backbones
+    from claritycore.data.backbones import fetch_needed, needed_backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     gan = resolve(GAN[0], GAN[1], adversarial=ADVERSARIAL)
-    assert needed_backbones(resolve("rrdbnet-litex2"), None) == []
-    assert needed_backbones(gan, tmp_path / "own.pth") == []
+    assert needed_backbones(resolve("rrdbnet-litex2").adversarial, None) == []
+    assert needed_backbones(gan.adversarial, tmp_path / "own.pth") == []
     no_vgg = resolve(GAN[0], GAN[1], adversarial={**ADVERSARIAL, "perceptual_weight": 0.0})
-    assert needed_backbones(no_vgg, None) == [] and needed_backbones(gan, None) == ["vgg19"]
+    assert needed_backbones(no_vgg.adversarial, None) == [] and needed_backbones(
+        gan.adversarial, None
+    ) == ["vgg19"]
 
     dest = tmp_path / "data" / "weights"
     spec = backbones.Backbone("vgg19-dcbb9e9d.pth", "http://127.0.0.1:9/vgg19.pth", 0, "", "x")
@@ -220,10 +222,10 @@ def test_weights_stage_fetches_only_what_the_experiment_needs(tmp_path, monkeypa
         "vgg19",
         backbones.Backbone(spec.file, spec.url, len(data), digest, "x"),
     )
-    assert fetch_needed(resolve("rrdbnet-litex2"), None, dest) == [] and dest.is_dir()
-    assert fetch_needed(gan, None, dest) == [dest / spec.file]
+    assert fetch_needed(resolve("rrdbnet-litex2").adversarial, None, dest) == [] and dest.is_dir()
+    assert fetch_needed(gan.adversarial, None, dest) == [dest / spec.file]
     assert (dest / spec.file).read_bytes() == data
     (dest / spec.file).unlink()
     (hub / spec.file).unlink()
     with pytest.raises(UserError, match=r"vgg19-dcbb9e9d\.pth"):
-        fetch_needed(gan, None, dest)
+        fetch_needed(gan.adversarial, None, dest)

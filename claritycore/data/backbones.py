@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from claritycore.config import AdversarialConfig
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -176,3 +177,21 @@ def fetch(
             raise UnreachableError(f"{exc}. Offline: {_placement_help(spec, name)}") from None
     _remember(target, spec.sha256)  # download() checked it
     return target
+
+
+def needed_backbones(adversarial: AdversarialConfig | None, vgg_weights: Path | None) -> list[str]:
+    """The backbones training with `adversarial` (an experiment's GAN stage, or None) loads
+    from the table: VGG19 for the perceptual loss, unless `train.vgg_weights` names a file."""
+    uses_vgg = adversarial is not None and adversarial.perceptual_weight > 0
+    return ["vgg19"] if uses_vgg and vgg_weights is None else []
+
+
+def fetch_needed(
+    adversarial: AdversarialConfig | None,
+    vgg_weights: Path | None,
+    dest_dir: Path = PIPELINE_WEIGHTS,
+) -> list[Path]:
+    """`fetch` every backbone the stage needs into `dest_dir` (created even when none is
+    needed: it is the pipeline's output); offline and without a copy, the one-line error."""
+    Path(dest_dir).mkdir(parents=True, exist_ok=True)
+    return [fetch(name, dest_dir) for name in needed_backbones(adversarial, vgg_weights)]
