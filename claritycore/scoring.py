@@ -32,12 +32,10 @@ from claritycore.data.pairs import ImagePair
 from claritycore.ensemble import SelfEnsemble
 from claritycore.inference import upscale_array
 from claritycore.lpips import LPIPS, lpips_distance
-from claritycore.metrics import psnr, ssim
+from claritycore.metrics import min_side, psnr, ssim
 from claritycore.niqe import niqe
 from claritycore.resize import imresize, lr_hr_pair, modcrop
 
-# SSIM's window is 11 pixels: an image needs that much left after the border crop.
-_SSIM_WINDOW = 11
 # HR side of the comparison crops; labelled panels bicubic | model | HR.
 CROP = 192
 # Comparison crops per set: each set's first images by name, so experiments line up.
@@ -84,11 +82,6 @@ def _on_rgb(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
     return psnr(img, hr, crop_border=scale), ssim(img, hr, crop_border=scale)
 
 
-def min_side(scale: int) -> int:
-    """The shortest HR side (mod-cropped) scored at `scale`: SSIM's window after the border."""
-    return _SSIM_WINDOW + 2 * scale
-
-
 def make_reference(
     name: str, pixels: np.ndarray, scale: int, lr: np.ndarray | None = None
 ) -> Reference:
@@ -98,8 +91,8 @@ def make_reference(
     height, width = (side - side % scale for side in pixels.shape[:2])
     if min(height, width) < min_side(scale):
         raise UnusableImage(
-            f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: SSIM needs "
-            f"{_SSIM_WINDOW}×{_SSIM_WINDOW} pixels after the {scale}-pixel border crop"
+            f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: scoring needs "
+            f"sides of {min_side(scale)} pixels (SSIM's window after the {scale}-pixel border crop)"
         )
     if lr is None:
         lr, hr = lr_hr_pair(pixels, scale)
