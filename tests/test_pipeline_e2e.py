@@ -227,6 +227,15 @@ def test_stage_deps_cover_imported_code(stage: str):
     assert not unused, f"dvc.yaml stage {stage!r} has deps it does not import: {unused}"
 
 
+def test_training_imports_no_perceptual_metric():
+    """NIQE and LPIPS are evaluate's: training's validation does not import them, so they are
+    no deps of train or adversarial (above) and an edit to them retrains nothing."""
+    perceptual = {"niqe.py", "lpips.py", "perceptual_scoring.py"}
+    for stage in ("train", "adversarial"):
+        assert not perceptual & {f.name for f in imported_files(f"stages.{stage}")}, stage
+    assert perceptual <= {f.name for f in imported_files("stages.evaluate")}
+
+
 # The code above the data layer: scoring and what runs or trains models. A data module that
 # imported it would be a dep of, and rerun, the data stages with every edit there.
 ABOVE_DATA = {"scoring.py", "perceptual_scoring.py", "evaluation.py", "inference.py"}
