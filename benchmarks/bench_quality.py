@@ -57,7 +57,7 @@ def scoring_each_checkpoint(sets: dict[str, list[Reference]], scale: int):
     def save_and_score(directory, **state):
         path = save(directory, **state)
         weights = state["ema"] if state["ema"] is not None else state["model"]
-        options = EvalOptions(device=str(next(weights.parameters()).device), perceptual=False)
+        options = EvalOptions(device=str(next(weights.parameters()).device))
         row = {"step": state["step"]}
         for name, references in sets.items():
             # A copy: inference switches the weights' memory format and mode.

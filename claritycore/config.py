@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
-
 from claritycore.errors import ConfigError
-from claritycore.schema import SCALES, as_dict, choices, parse, require
+from claritycore.schema import SCALES, as_dict, choices, load_yaml, parse, require
 
 T = TypeVar("T")
 
@@ -424,10 +422,7 @@ def load_params(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found; run from the repository root or pass --params")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from None
+    params = load_yaml(path.read_text(), str(path))
     if not isinstance(params, dict):
         raise ConfigError(f"{path} must be a mapping of sections, got {params!r}")
     return params

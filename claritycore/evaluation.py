@@ -37,6 +37,7 @@ from claritycore.device import resolve_device
 from claritycore.errors import UserError
 from claritycore.interop import load_weights
 from claritycore.lpips import LPIPS, load_lpips
+from claritycore.perceptual_scoring import perceptual_scores
 from claritycore.scoring import COMPARISONS, SetScores, load_references, score_set
 
 
@@ -165,7 +166,7 @@ def evaluate(
         folders |= {f"{name}-{options.degrade}": folder for name, folder in sets.items()}
     result: dict[str, Any] = {"model": scored_model(meta), "scale": scale}
     result |= {"step": meta.get("step"), "ema": meta.get("ema")}
-    lpips = lpips_network(options, console) if options.perceptual else None
+    extra = perceptual_scores(lpips_network(options, console)) if options.perceptual else None
     scored: dict[str, SetScores] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
@@ -185,7 +186,7 @@ def evaluate(
                 options=options,
                 crops=COMPARISONS,
                 on_image=lambda _row, task=task: progress.advance(task),
-                lpips=lpips,
+                extra=extra,
             )
             if not scores.rows:
                 raise NoUsableImages(

@@ -203,3 +203,10 @@ def ssim(
             f"got {tuple(x.shape[1:3])}"
         )
     return _result([_ssim_image(x[i], y[i], factor, y_channel) for i in range(x.shape[0])], a)
+
+
+def min_side(scale: int) -> int:
+    """The shortest HR side (mod-cropped) scored at `scale`: SSIM's window after a `scale`-pixel
+    border crop. Here, not in `scoring`, so the data modules that drop unscorable images (e.g.
+    `data.degraded`) need not import the scoring protocol and the models behind it."""
+    return _WINDOW + 2 * scale

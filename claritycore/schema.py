@@ -4,17 +4,21 @@ Every params section (`config.py`) and every model config (`models/`) is parsed 
 unknown keys are refused with the valid ones listed, missing required keys are named, and each
 value is checked against its field's annotation (a `Literal` lists the choices; lists become
 tuples, strings become Paths). Range checks stay in each dataclass's `__post_init__`.
+What users write (params.yaml, `--set` values) is read by `load_yaml`, so `2e-4` is a number.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+import yaml
 
 from claritycore.errors import ConfigError
 
@@ -22,6 +26,30 @@ from claritycore.errors import ConfigError
 SCALES = (2, 3, 4, 8)
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, which reads YAML 1.1: there a float needs a dot and a signed
+    exponent, so `2e-4`, `1E5` and DVC's `1e-05` (what `-S overrides.lr=1e-5` writes) would be
+    strings. YAML 1.2, and DVC, read them as numbers: so does this loader."""
+
+
+# YAML 1.2's floats with an exponent; those without one, ints, bools and null resolve as before.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """YAML a user wrote (a params file, a `--set` value), numbers read as YAML 1.2 reads them;
+    a one-line ConfigError naming `where` if it is not YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        # One line: PyYAML's message spans several, with the offending line and a caret.
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(error).split())}") from None
 
 
 def field_names(cls: type) -> list[str]:

@@ -11,9 +11,9 @@ images and inference options their figures are equal by construction. Per image:
   images and on the image's own channel for greyscale ones; the model also on all channels
   ("rgb", what BasicSR logs). Bicubic is scored on Y only: its RGB SSIM would cost as much as
   the model's, for a figure no table prints.
-- If asked (`options.perceptual`), with the same border cropped: NIQE of the model's and of
-  bicubic's output (no reference; BasicSR's, on Y), and LPIPS-Alex of the model's output
-  against HR when an LPIPS network is given. PSNR rewards blur; these show what a GAN changes.
+- Figures beyond these come from the caller (`score_set`'s `extra`): `evaluate`'s NIQE and
+  LPIPS (`perceptual_scoring`), kept out of this module so that training, whose validation
+  scores PSNR/SSIM only, does not import them (nor rerun when they change).
 """
 
 from __future__ import annotations
@@ -31,13 +31,9 @@ from claritycore.data.images import ImageReadError, load_channels
 from claritycore.data.pairs import ImagePair
 from claritycore.ensemble import SelfEnsemble
 from claritycore.inference import upscale_array
-from claritycore.lpips import LPIPS, lpips_distance
-from claritycore.metrics import psnr, ssim
-from claritycore.niqe import niqe
+from claritycore.metrics import min_side, psnr, ssim
 from claritycore.resize import imresize, lr_hr_pair, modcrop
 
-# SSIM's window is 11 pixels: an image needs that much left after the border crop.
-_SSIM_WINDOW = 11
 # HR side of the comparison crops; labelled panels bicubic | model | HR.
 CROP = 192
 # Comparison crops per set: each set's first images by name, so experiments line up.
@@ -69,6 +65,11 @@ class Reference:
     bicubic_scores: tuple[float, float]  # psnr_y, ssim_y
 
 
+# More of an image's figures (`ImageScores` fields, e.g. `niqe`) from its reference, the model's
+# output and the scale.
+ExtraScores = Callable[[Reference, np.ndarray, int], dict[str, float | None]]
+
+
 def _on_y(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
     """(psnr_y, ssim_y); a greyscale image's Y is its channel."""
     return (
@@ -84,11 +85,6 @@ def _on_rgb(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
     return psnr(img, hr, crop_border=scale), ssim(img, hr, crop_border=scale)
 
 
-def min_side(scale: int) -> int:
-    """The shortest HR side (mod-cropped) scored at `scale`: SSIM's window after the border."""
-    return _SSIM_WINDOW + 2 * scale
-
-
 def make_reference(
     name: str, pixels: np.ndarray, scale: int, lr: np.ndarray | None = None
 ) -> Reference:
@@ -98,8 +94,8 @@ def make_reference(
     height, width = (side - side % scale for side in pixels.shape[:2])
     if min(height, width) < min_side(scale):
         raise UnusableImage(
-            f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: SSIM needs "
-            f"{_SSIM_WINDOW}×{_SSIM_WINDOW} pixels after the {scale}-pixel border crop"
+            f"{pixels.shape[1]}×{pixels.shape[0]} is too small for ×{scale}: scoring needs "
+            f"sides of {min_side(scale)} pixels (SSIM's window after the {scale}-pixel border crop)"
         )
     if lr is None:
         lr, hr = lr_hr_pair(pixels, scale)
@@ -246,13 +242,13 @@ def score_set(
     options: EvalOptions = EvalOptions(),
     crops: int = 0,
     on_image: Callable[[ImageScores], None] | None = None,
-    lpips: LPIPS | None = None,
+    extra: ExtraScores | None = None,
 ) -> SetScores:
     """Score `model` on `references`; keep labelled crops of the first `crops` images.
 
     `options` gives the inference: tiling, device, precision and `self_ensemble`.
     `model` is moved to the device and put in eval mode (pass a copy of a training model).
-    `options.perceptual` adds NIQE of model and bicubic, and LPIPS if `lpips` is given.
+    `extra` adds figures to each image's row (`perceptual_scoring.perceptual_scores`).
     """
     network = SelfEnsemble(model) if options.self_ensemble else model
     result = SetScores()
@@ -271,13 +267,8 @@ def score_set(
         model_scores = _on_y(sr, reference.hr, scale) + _on_rgb(sr, reference.hr, scale)
         gain = model_scores[0] - reference.bicubic_scores[0]
         row = ImageScores(reference.name, *model_scores, *reference.bicubic_scores, gain, seconds)
-        if options.perceptual:
-            row = replace(
-                row,
-                niqe=niqe(sr, crop_border=scale),
-                bicubic_niqe=niqe(reference.bicubic, crop_border=scale),
-                lpips=None if lpips is None else lpips_distance(lpips, sr, reference.hr, scale),
-            )
+        if extra is not None:
+            row = replace(row, **extra(reference, sr, scale))
         result.rows.append(row)
         if len(result.crops) < crops:
             result.crops[reference.name] = comparison(reference, sr, model_scores[0])

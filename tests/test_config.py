@@ -24,7 +24,7 @@ from claritycore.config import (
     read_section,
 )
 from claritycore.errors import ConfigError
-from claritycore.schema import as_dict, field_names
+from claritycore.schema import as_dict, field_names, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +86,23 @@ def test_parsed_values_get_their_types():
     train = read_section({"train": {"compile": False}}, "train", RunOptions)
     assert train.compile is False and train.channels_last == "auto"
     assert dataclasses.replace(train, seed=1).seed == 1
+
+
+def test_numbers_read_as_yaml_1_2_reads_them():
+    """`2e-4` is a number (PyYAML's YAML 1.1 reads a string); everything else reads as before."""
+    text = """
+    exponent: [2e-4, 1E5, 1e-05, -1e-3, +2e4, 1.5e3, .5e1, 1.0e-7]
+    before: [0.5, 3, 0x1f, 1_000, .inf, true, yes, false, null, ~]
+    strings: [1e5x, e5, 1e, '2e-4', "1e-4", fast]
+    """
+    values = load_yaml(text, "test")
+    assert values["exponent"] == [2e-4, 1e5, 1e-5, -1e-3, 2e4, 1500.0, 5.0, 1e-7]
+    assert all(type(v) is float for v in values["exponent"])
+    assert values["before"] == [0.5, 3, 31, 1000, float("inf"), True, True, False, None, None]
+    assert [type(v) for v in values["before"][1:4]] == [int, int, int]
+    assert values["strings"] == ["1e5x", "e5", "1e", "2e-4", "1e-4", "fast"]
+    # PyYAML itself is unchanged: only this loader reads YAML 1.2 numbers.
+    assert yaml.safe_load("lr: 2e-4") == {"lr": "2e-4"}
 
 
 def test_unreadable_params_file_is_named(tmp_path):

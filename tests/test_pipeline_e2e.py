@@ -225,3 +225,26 @@ def test_stage_deps_cover_imported_code(stage: str):
     code = [d for d in deps if d.is_relative_to(ROOT / "claritycore") and d != data]
     unused = [str(d) for d in code if not any(d == f or d in f.parents for f in imported)]
     assert not unused, f"dvc.yaml stage {stage!r} has deps it does not import: {unused}"
+
+
+def test_training_imports_no_perceptual_metric():
+    """NIQE and LPIPS are evaluate's: training's validation does not import them, so they are
+    no deps of train or adversarial (above) and an edit to them retrains nothing."""
+    perceptual = {"niqe.py", "lpips.py", "perceptual_scoring.py"}
+    for stage in ("train", "adversarial"):
+        assert not perceptual & {f.name for f in imported_files(f"stages.{stage}")}, stage
+    assert perceptual <= {f.name for f in imported_files("stages.evaluate")}
+
+
+# The code above the data layer: scoring and what runs or trains models. A data module that
+# imported it would be a dep of, and rerun, the data stages with every edit there.
+ABOVE_DATA = {"scoring.py", "perceptual_scoring.py", "evaluation.py", "inference.py"}
+ABOVE_DATA |= {"niqe.py", "lpips.py", "training", "models", "cli"}
+DATA_MODULES = sorted((ROOT / "claritycore" / "data").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", DATA_MODULES, ids=lambda p: p.name)
+def test_data_modules_import_nothing_above_them(path: Path):
+    imported = imported_files(f"claritycore.data.{path.stem}")
+    above = [f for f in imported if f.relative_to(ROOT / "claritycore").parts[0] in ABOVE_DATA]
+    assert not above, f"{path.name} imports {[str(f.relative_to(ROOT)) for f in above]}"

@@ -75,6 +75,27 @@ def test_failed_run_is_undone_by_the_documented_recipe(repo: Repo, good: str, tm
 
 
 @pytest.mark.e2e
+def test_editing_a_perceptual_metric_reruns_evaluate_only(repo: Repo, good: str):
+    """NIQE and LPIPS are deps of evaluate, not of train or adversarial (training's validation
+    scores PSNR/SSIM only): an edit to them retrains no experiment."""
+    repo.dvc("exp", "apply", good)
+    metrics = [repo.path / "claritycore" / name for name in ("niqe.py", "lpips.py")]
+    originals = [path.read_text() for path in metrics]
+    before = json.loads(repo.dvc("status", "--json"))
+    try:
+        for path, text in zip(metrics, originals, strict=True):
+            path.write_text(text + "# an edit\n")
+        after = json.loads(repo.dvc("status", "--json"))
+    finally:
+        for path, text in zip(metrics, originals, strict=True):
+            path.write_text(text)
+    assert not {"train", "adversarial", "evaluate"} & set(before), before
+    changed = {stage: what for stage, what in after.items() if before.get(stage) != what}
+    edited = {"claritycore/niqe.py": "modified", "claritycore/lpips.py": "modified"}
+    assert changed == {"evaluate": [{"changed deps": edited}]}, after
+
+
+@pytest.mark.e2e
 def test_readme_command_1_table_fits_120_columns(repo: Repo, good: str):
     """The headline table README command 1 ends with: that exact command, its columns, and no
     config hash or diagnostic among what DVC shows as params and metrics."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from claritycore.experiment import HASH_COMMENT, ExperimentConfig, override_keys, resolve
 from claritycore.presets import PRESETS
 from stages.resolve import app
+from tests.pipeline_repo import make_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +112,71 @@ def test_error_exits_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "not a multiple of scale=4" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def edit_params(folder: Path, **values: str) -> Path:
+    """params.yaml of the repo with the first `key: null` line of each key set to the text
+    given, as a user edits it (yaml.safe_dump would write `2e-4` as `0.0002`)."""
+    text = (ROOT / "params.yaml").read_text()
+    for key, value in values.items():
+        text, found = re.subn(rf"^( +{key}): null", rf"\1: {value}", text, count=1, flags=re.M)
+        assert found, key
+    path = folder / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def resolve_params(params: Path):
+    """stages.resolve of `params`, writing into its folder."""
+    build = params.parent / "build"
+    args = ["--params", str(params), "--output", str(build / "config.yaml")]
+    return CliRunner().invoke(app, [*args, "--base", str(build / "base.yaml")])
+
+
+def test_numbers_as_users_write_them(tmp_path):
+    """params.yaml's own example, `lr: 2e-4`, and `[1e-1, 3]` for a range (YAML 1.1 strings)."""
+    params = edit_params(
+        tmp_path, lr="1e-3", min_lr="1E-6", type="realesrgan", blur_sigma="[1e-1, 3]"
+    )
+    result = resolve_params(params)
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load((tmp_path / "build" / "config.yaml").read_text())
+    assert (written["training"]["lr"], written["training"]["min_lr"]) == (1e-3, 1e-6)
+    assert written["degradation"]["blur_sigma"] == [0.1, 3.0]
+    # The preset's own lr written as 2e-4 is the preset: the same config and hash.
+    result = resolve_params(edit_params(tmp_path, lr="2e-4"))
+    assert result.exit_code == 0, result.output
+    assert written_hash(tmp_path / "build" / "config.yaml") == "cdc4f1e5f54c9240"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", "fast", "overrides.lr is 'fast'; expected a number"),
+        ("lr", "'2e-4'", "overrides.lr is '2e-4'; expected a number"),  # quoted: a string
+        ("steps", "1e3", "overrides.steps is 1000.0; expected an integer"),
+        ("amp", "1e0", "overrides.amp is 1.0; expected true/false"),
+        ("blur_sigma", "[1e-1, x]", "degradation.blur_sigma is [0.1, 'x']; expected a list"),
+    ],
+)
+def test_a_value_that_is_no_number_is_one_line(tmp_path, key, value, message):
+    result = resolve_params(edit_params(tmp_path, **{key: value}))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and message in result.output, result.output
+    assert not (tmp_path / "build" / "config.yaml").exists()
+
+
+@pytest.mark.e2e
+def test_dvc_exp_run_set_numbers_resolve(tmp_path):
+    """`dvc exp run -S overrides.lr=1e-5`: DVC writes YAML 1.2's `1e-05` into params.yaml
+    (`2e-4` it writes as `0.0002`), which resolve reads as the number it is."""
+    repo = make_repo(tmp_path / "repo")
+    args = ["-S", "overrides.lr=1e-5", "-S", "overrides.min_lr=1e-7"]
+    out = repo.dvc("exp", "run", "-n", "small-lr", *args, "resolve")  # resolve only: seconds
+    assert re.findall(r"Running stage '([^']+)'", out) == ["resolve"], out
+    assert re.search(r"^  lr: 1e-05 ", (repo.path / "params.yaml").read_text(), re.M)
+    training = repo.read_yaml("build/config.yaml")["training"]
+    assert (training["lr"], training["min_lr"]) == (1e-5, 1e-7)
 
 
 def test_params_list_every_override_key_as_null():

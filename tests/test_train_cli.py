@@ -108,6 +108,8 @@ def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
         (["rrdbnetx4", "--steps", "0"], "steps must be a positive integer"),
         (["rrdbnetx4", "--set", "colour=1"], "unknown override 'colour'"),
         (["rrdbnetx4", "--set", "steps"], "is not KEY=VALUE"),
+        (["rrdbnetx4", "--set", "lr=1e-4x"], "overrides.lr is '1e-4x'; expected a number"),
+        (["rrdbnetx4", "--set", "lr=[1e-4,"], "--set 'lr=[1e-4,' is not valid YAML"),
         (["rrdbnetx4", "--precision", "fp8"], "options.precision is 'fp8'; expected one of auto"),
         (["rrdbnetx4", "--scale", "2"], "No such option: --scale"),
         (["rrdbnetx4", "--data", "missing"], "--data missing is not a folder"),
@@ -118,6 +120,18 @@ def test_bad_values_fail_with_a_clear_message(calls, args, message):
     assert result.exit_code == 2
     assert message in " ".join(result.output.split()), result.output
     assert not calls
+
+
+def test_set_reads_numbers_as_users_write_them(calls):
+    """`1e-4` is a number, as on the command line's --lr (PyYAML alone reads a string)."""
+    result = invoke(
+        "rrdbnetx4", "--set", "lr=1e-4", "--set", "min_lr=1E-6", "--degradation", "realesrgan",
+        "--set", "degradation.blur_sigma=[1e-1,3]",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((experiment, _),) = calls
+    assert (experiment.training.lr, experiment.training.min_lr) == (1e-4, 1e-6)
+    assert experiment.degradation.blur_sigma == (0.1, 3.0)
 
 
 def test_unknown_preset_command_is_rejected():

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from claritycore.config import RunOptions
 from claritycore.data.images import list_images
@@ -23,7 +22,7 @@ from claritycore.errors import ConfigError, exit_on_user_error
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoConfig
 from claritycore.presets import find_preset, get_preset
-from claritycore.schema import parse
+from claritycore.schema import load_yaml, parse
 from claritycore.training import train
 from claritycore.training.trainer import read_pretrained
 
@@ -48,13 +47,13 @@ def base_preset(model: str, overrides: dict[str, Any]) -> str:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """`--set key=value` pairs; values are read as YAML (`0.5`, `true`, `[0.5, 0.8]`)."""
+    """`--set key=value` pairs; values are read as YAML (`0.5`, `1e-4`, `true`, `[0.5, 0.8]`)."""
     values = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r} is not KEY=VALUE, e.g. --set scheduler=multistep")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(text)
+        values[key.strip().replace("-", "_")] = load_yaml(text, f"--set {item!r}")
     return values
 
 

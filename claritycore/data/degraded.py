@@ -23,8 +23,8 @@ from claritycore.data.download import sha256_file
 from claritycore.data.images import ImageReadError, load_channels, save_png
 from claritycore.data.pairs import ImagePair
 from claritycore.degradation import degrade_image
+from claritycore.metrics import min_side
 from claritycore.resize import modcrop
-from claritycore.scoring import min_side
 
 # Beside data/benchmarks; outside DVC: a cache whose content is a pure function of its key.
 DEGRADED_DIR = Path("data/degraded")
