@@ -477,12 +477,13 @@ def _validate(run: Run, log: MetricLog, step: int) -> None:
     """Score the shipped weights (the EMA if kept) on the validation images and log it.
 
     This is `evaluate`'s scoring with its default inference options, so for the same weights
-    and images the figures are equal; PSNR/SSIM only, no NIQE/LPIPS cost."""
+    and images the figures are equal; PSNR/SSIM only (NIQE and LPIPS are not
+    imported by training: editing them leaves `train` cached)."""
     if not run.references:
         return
     # A copy: inference switches the weights' memory format and mode.
     shipped = copy.deepcopy(run.ema if run.ema is not None else run.model)
-    options = EvalOptions(device=str(run.dist.device), perceptual=False)
+    options = EvalOptions(device=str(run.dist.device))
     scale = run.job.experiment.model.scale
     scored = score_set(shipped, run.references, scale=scale, options=options, crops=COMPARISONS)
     figures = scored.means()
