@@ -1,8 +1,10 @@
 """Every parsed configuration: params.yaml's sections and the training recipe.
 
-Each section is a frozen dataclass whose defaults are the one statement of that default
-(params.yaml documents them; a test keeps the two equal), parsed by `schema.parse`. This module
-imports no torch and no model, so the data stages depend on it without depending on model code.
+Each section is a frozen dataclass whose defaults are the one statement of that default and
+whose `option` help is the one description of each key (params.yaml's comments, the CLI's help
+and the docs' key tables are made from it: `claritycore.params_doc`), parsed by
+`schema.parse`. This module imports no torch and no model, so the data stages depend on it
+without depending on model code.
 """
 
 from __future__ import annotations
@@ -13,21 +15,16 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from claritycore.errors import ConfigError
-from claritycore.schema import SCALES, as_dict, choices, load_yaml, parse, require
+from claritycore.schema import SCALES, as_dict, choices, load_yaml, option, parse, require
 
 T = TypeVar("T")
 
-# folder: HR images in data.root/{train,valid}; paired: HR with their own LR there (data/pairs.py
-# lists the layouts).
 Source = Literal["div2k", "sample", "folder", "paired"]
 Loss = Literal["l1", "l2", "charbonnier"]
 Scheduler = Literal["cosine", "multistep", "constant"]
-# Compute precision of training and inference; "auto" is decided by the device (device.py).
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Auto = Literal["auto"]
 
-# How the LR input of a training pair is made: MATLAB bicubic of the HR crop (the store's LR
-# planes), or Real-ESRGAN's second-order degradation synthesised from the HR crop on the fly.
 Degradation = Literal["bicubic", "realesrgan"]
 # Real-ESRGAN's blur kernel families (basicsr/data/degradations.py names them the same way).
 Kernel = Literal[
@@ -75,10 +72,25 @@ class ExperimentParams:
 class DataParams:
     """params.yaml's `data` section: where the HR images come from and the scales to extract."""
 
-    source: Source = "div2k"
-    root: Path | None = None
-    url: str = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
-    scales: tuple[int, ...] = SCALES
+    source: Source = option(
+        "div2k",
+        help="div2k (downloads ~4 GB once) | sample (images bundled in the repo) | folder (HR "
+        "images in data.root) | paired (HR images with their own LR in data.root)",
+    )
+    root: Path | None = option(
+        None,
+        help="source=folder: a folder with train/ and valid/ HR images; paired: the same with "
+        "their LR (HR/ + LR/, GT/ + LQ/ or *_HR + *_LR<scale>; data.scales = the pairs' scale); "
+        "else null",
+    )
+    url: str = option(
+        "https://data.vision.ee.ethz.ch/cvl/DIV2K/", help="base URL of the DIV2K zips"
+    )
+    scales: tuple[int, ...] = option(
+        SCALES,
+        help=f"scales to extract stores for (any of {', '.join(map(str, SCALES))}); one "
+        "extract@S each",
+    )
 
     def __post_init__(self) -> None:
         require(
@@ -95,7 +107,7 @@ class DataParams:
 class ExtractParams:
     """params.yaml's `extract` section."""
 
-    workers: int = 2
+    workers: int = option(2, help="parallel processes packing images, integer >= 1")
 
     def __post_init__(self) -> None:
         require(self.workers >= 1, f"extract.workers is {self.workers}; use an integer >= 1")
@@ -103,27 +115,42 @@ class ExtractParams:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How a model is trained. `patch_size` is the HR patch side; the LR patch is patch/scale."""
+    """How a model is trained: the recipe a preset states and overrides change."""
 
-    steps: int
-    batch_size: int
-    patch_size: int
-    lr: float = 2e-4
-    loss: Loss = "l1"
-    # Mixed precision (the presets' "AMP"): the run's `precision: auto` follows it.
-    amp: bool = True
-    ema: bool = False
-    ema_decay: float = 0.999
-    # Cosine decays to `min_lr`; multistep multiplies by `lr_gamma` at each milestone,
-    # given as fractions of `steps` so a shortened run keeps the same shape.
-    scheduler: Scheduler = "cosine"
-    min_lr: float = 1e-7
-    milestones: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95)
-    lr_gamma: float = 0.5
-    warmup_steps: int = 0
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
+    steps: int = option(help="training iterations, integer >= 1")
+    batch_size: int = option(help="images per step (global, across all devices), integer >= 1")
+    patch_size: int = option(
+        help="HR patch side in pixels; a multiple of the scale (LR side = patch/scale)"
+    )
+    lr: float = option(2e-4, help="peak learning rate of Adam, > 0 (e.g. 2e-4)")
+    loss: Loss = option("l1", help="pixel loss: l1 | l2 | charbonnier")
+    amp: bool = option(
+        True,
+        help="mixed precision (the presets' AMP): CUDA bf16 (or fp16 + GradScaler), CPU bf16 "
+        "where native; the run's precision: auto follows it",
+    )
+    ema: bool = option(False, help="also keep an exponential moving average of the weights")
+    ema_decay: float = option(0.999, help="EMA decay in (0, 1), e.g. 0.999")
+    scheduler: Scheduler = option(
+        "cosine",
+        help="learning-rate schedule after the warm-up: cosine (down to min_lr) | multistep "
+        "(times lr_gamma at each milestone) | constant",
+    )
+    min_lr: float = option(1e-7, help="cosine: the learning rate reached at the last step, >= 0")
+    milestones: tuple[float, ...] = option(
+        (0.5, 0.75, 0.9, 0.95),
+        help="multistep: fractions of steps (so a shortened run keeps the same shape), e.g. "
+        "[0.5, 0.75, 0.9, 0.95]",
+    )
+    lr_gamma: float = option(0.5, help="multistep: factor applied at each milestone, e.g. 0.5")
+    warmup_steps: int = option(0, help="linear warm-up steps before the schedule, integer >= 0")
+    betas: tuple[float, float] = option(
+        (0.9, 0.99), help="Adam betas, a list of two numbers, e.g. [0.9, 0.99]"
+    )
+    weight_decay: float = option(0.0, help="Adam weight decay, >= 0")
+    grad_clip: float | None = option(
+        None, help="clip the gradient norm to this value, > 0 (null: no clipping)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "patch_size"):
@@ -144,31 +171,53 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class RunOptions:
     """params.yaml's `train` section: how a training runs (what it trains is the experiment).
+    The "auto" rules live in `device.py` (`channels_last_auto`, measured) and `loader_workers`."""
 
-    `compile`: "auto" is on for CUDA; `channels_last`: "auto" is on for CUDA and for bf16
-    training on a CPU with native bf16 (`device.channels_last_auto`, measured). `precision`:
-    "auto" follows the recipe's `amp` on the device (device.py has the rule); bf16/fp16/fp32
-    force one anywhere.
-    `workers`: "auto" is `AUTO_WORKERS`, or the available CPUs if fewer (`loader_workers`).
-    """
-
-    seed: int = 0
-    workers: int | Auto = "auto"
-    device: str = "auto"
-    devices: int = 1
-    compile: bool | Auto = "auto"
-    channels_last: bool | Auto = "auto"
-    precision: Precision = "auto"
-    log_every: int = 50
-    val_every: int = 5000
-    save_every: int = 1000
-    val_images: int = 10
-    max_nonfinite: int = 20
-    # A finished run is never resumed, so its checkpoints are deleted once model.pt is written.
-    keep_checkpoints: bool = False
-    # The perceptual loss's ImageNet VGG19; null: torchvision's file, looked up where
-    # `claritycore.data.backbones` says. Another file must have VGG19's keys and shapes.
-    vgg_weights: Path | None = None
+    seed: int = option(0, help="seed of the weights' init and of the (resumable) patch stream")
+    workers: int | Auto = option(
+        "auto",
+        help=f"DataLoader worker processes, integer >= 0 (auto: {AUTO_WORKERS}, or the CPUs "
+        "available if fewer)",
+    )
+    device: str = option("auto", help="training device: auto | cpu | cuda | cuda:N | mps")
+    devices: int = option(
+        1, help="GPUs for data-parallel training (>1 launches DDP, the batch split), integer >= 1"
+    )
+    compile: bool | Auto = option(
+        "auto", help="torch.compile the model: auto | true | false (auto: on CUDA only)"
+    )
+    channels_last: bool | Auto = option(
+        "auto",
+        help="channels-last memory format: auto | true | false (auto: on CUDA, and for bf16 on a "
+        "CPU with native bf16)",
+    )
+    precision: Precision = option(
+        "auto",
+        help="training compute precision: auto (follows the recipe's amp on the device) | bf16 | "
+        "fp16 | fp32 (forced on any device)",
+    )
+    log_every: int = option(50, help="log the training loss every N steps")
+    val_every: int = option(
+        5000, help="compute validation PSNR every N steps (and at the last step)"
+    )
+    save_every: int = option(
+        1000,
+        help="write a resumable checkpoint every N steps (the pipeline's: checkpoints/<run key>/)",
+    )
+    val_images: int = option(10, help="validation images used during training, integer >= 0")
+    max_nonfinite: int = option(
+        20, help="stop after this many inf/NaN losses in a row (those steps are skipped)"
+    )
+    keep_checkpoints: bool = option(
+        False,
+        help="keep a finished run's last checkpoints (else deleted once model.pt is written: a "
+        "finished run is never resumed)",
+    )
+    vgg_weights: Path | None = option(
+        None,
+        help="the perceptual loss's VGG19 file, with VGG19's keys and shapes (null: torchvision's "
+        "vgg19-dcbb9e9d.pth, looked up as docs/perceptual.md says)",
+    )
 
     def __post_init__(self) -> None:
         for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):
@@ -190,21 +239,44 @@ class RunOptions:
 class EvalOptions:
     """params.yaml's `evaluate` section (also the `claritycore evaluate`/`upscale` defaults)."""
 
-    tile: int = 512  # LR tile side; 0 = the whole image at once
-    tile_pad: int = 16
-    max_images: int | None = None
-    device: str = "auto"
-    precision: Precision = "auto"  # inference: claritycore.inference.inference_precision
-    self_ensemble: bool = False  # mean over the 8 flips/rotations (EDSR's "+"), 8x the time
-    benchmarks: tuple[str, ...] = ()  # pipeline: sets in data/benchmarks/<name>/ to score too
-    # Also score every set on a degraded copy of its LR (`<set>-realesrgan`), made once with
-    # the default DegradationConfig and `degrade_seed` and cached.
-    degrade: Degradation | None = None
-    degrade_seed: int = 0
-    # Also NIQE (model and bicubic; no reference) and LPIPS-Alex (when torchvision's AlexNet
-    # weights are there, else skipped with a warning) per image and set. Training's
-    # validation turns it off: it logs PSNR/SSIM only.
-    perceptual: bool = True
+    tile: int = option(
+        512,
+        help="LR tile side for tiled inference, integer >= 0 (0: the whole image at once; "
+        "smaller: less memory)",
+    )
+    tile_pad: int = option(16, help="context added around each tile, in LR pixels (hides seams)")
+    max_images: int | None = option(
+        None, help="score only the first N images of each set (null: all)"
+    )
+    device: str = option("auto", help="inference device: auto | cpu | cuda | cuda:N | mps")
+    precision: Precision = option(
+        "auto",
+        help="inference compute precision: auto | fp32 | bf16 | fp16 (auto: bf16 where the device "
+        "computes it natively; docs/speed.md)",
+    )
+    self_ensemble: bool = option(
+        False,
+        help="mean over the 8 flips/rotations of the input (EDSR's '+'): a little higher PSNR, 8x "
+        "the time",
+    )
+    benchmarks: tuple[str, ...] = option(
+        (),
+        help="sets the pipeline scores besides valid/, each in data/benchmarks/<name>/, e.g. "
+        "[Set5, Set14]",
+    )
+    degrade: Degradation | None = option(
+        None,
+        help="realesrgan: also score every set on a copy degraded by Real-ESRGAN's pipeline "
+        "(the degradation defaults, degrade_seed), as <set>-realesrgan, made once and cached; "
+        "null: not (bicubic is each set's own LR, scored anyway)",
+    )
+    degrade_seed: int = option(0, help="seed of those degraded copies")
+    perceptual: bool = option(
+        True,
+        help="also NIQE (model and bicubic; no reference) and LPIPS-Alex (if torchvision's "
+        "AlexNet weights are there, else skipped with a warning); off: PSNR/SSIM only, as "
+        "training's validation logs",
+    )
 
     def __post_init__(self) -> None:
         for name in self.benchmarks:
@@ -235,6 +307,22 @@ ALL_KERNELS: tuple[Kernel, ...] = KERNELS
 KERNEL_PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
 
+# The help a first-degradation key shares with its twin in the second (`…2`).
+_BLUR_KERNEL_SIZE = "largest blur kernel side, odd 7..21 (each sample's side drawn from 7, 9, ...)"
+_KERNEL_LIST = "blur kernel families to draw from (iso, aniso: Gaussian)"
+_KERNEL_PROB = "probability of each kernel_list entry, summing to 1"
+_SINC_PROB = "probability of a sinc (ringing, circular low-pass) kernel instead"
+_BLUR_SIGMA = "[min, max] Gaussian sigma, > 0"
+_BETAG_RANGE = "[min, max] shape of the generalized Gaussian kernels"
+_BETAP_RANGE = "[min, max] shape of the plateau kernels"
+_RESIZE_PROB = "probabilities of [up, down, keep]"
+_RESIZE_RANGE = "[min, max] resize factor"
+_GAUSSIAN_NOISE_PROB = "Gaussian noise with this probability, else Poisson"
+_NOISE_RANGE = "[min, max] Gaussian noise sigma, 0..255 units"
+_POISSON_SCALE_RANGE = "[min, max] Poisson noise scale"
+_GRAY_NOISE_PROB = "noise equal on all channels with this probability"
+
+
 def _check_probability(name: str, value: float) -> None:
     require(0.0 <= value <= 1.0, f"degradation.{name} is {value}; a probability lies in [0, 1]")
 
@@ -263,53 +351,58 @@ def _check_distribution(name: str, probs: tuple[float, ...], count: int, what: s
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    """How a training pair's LR is made. `bicubic`: the store's MATLAB-bicubic LR planes.
-    `realesrgan`: Real-ESRGAN's second-order pipeline applied to the HR crop on the training
-    device (blur -> resize -> noise -> JPEG, twice, then the final resize + sinc + JPEG in one
-    of two orders), with Real-ESRGAN x4plus's values and names as the defaults. Every field but
-    `type` is used by `realesrgan` only. `*_gt_usm`: the loss compares against an
-    unsharp-masked HR (Real-ESRGAN's `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm`)."""
+    """How a training pair's LR is made. `realesrgan`: Real-ESRGAN's second-order pipeline
+    applied to the HR crop on the training device (blur -> resize -> noise -> JPEG, then
+    blur -> resize -> noise, then the final resize + sinc and JPEG in either order), with
+    Real-ESRGAN x4plus's values and names as the defaults. Every field but `type` is used by
+    `realesrgan` only."""
 
-    type: Degradation = "bicubic"
-    # First degradation: blur (kernel side drawn from 7, 9, ..., blur_kernel_size).
-    blur_kernel_size: int = 21
-    kernel_list: tuple[Kernel, ...] = ALL_KERNELS
-    kernel_prob: tuple[float, ...] = KERNEL_PROB
-    sinc_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.2, 3.0)
-    betag_range: tuple[float, float] = (0.5, 4.0)
-    betap_range: tuple[float, float] = (1.0, 2.0)
-    # ... resize (probabilities of up, down, keep), noise, JPEG.
-    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
-    resize_range: tuple[float, float] = (0.15, 1.5)
-    gaussian_noise_prob: float = 0.5
-    noise_range: tuple[float, float] = (1.0, 30.0)
-    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
-    gray_noise_prob: float = 0.4
-    jpeg_range: tuple[float, float] = (30.0, 95.0)
-    # Second degradation, the same steps; its blur happens with `second_blur_prob`.
-    second_blur_prob: float = 0.8
-    blur_kernel_size2: int = 21
-    kernel_list2: tuple[Kernel, ...] = ALL_KERNELS
-    kernel_prob2: tuple[float, ...] = KERNEL_PROB
-    sinc_prob2: float = 0.1
-    blur_sigma2: tuple[float, float] = (0.2, 1.5)
-    betag_range2: tuple[float, float] = (0.5, 4.0)
-    betap_range2: tuple[float, float] = (1.0, 2.0)
-    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
-    resize_range2: tuple[float, float] = (0.3, 1.2)
-    gaussian_noise_prob2: float = 0.5
-    noise_range2: tuple[float, float] = (1.0, 25.0)
-    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
-    gray_noise_prob2: float = 0.4
-    jpeg_range2: tuple[float, float] = (30.0, 95.0)
-    # Final step: resize to the LR size, then a sinc filter with `final_sinc_prob`, then JPEG;
-    # or JPEG first (each order half of the time in Real-ESRGAN).
-    final_sinc_prob: float = 0.8
-    final_resize_first_prob: float = 0.5
-    l1_gt_usm: bool = True
-    percep_gt_usm: bool = True
-    gan_gt_usm: bool = False
+    type: Degradation = option(
+        "bicubic",
+        help="bicubic (the store's MATLAB-bicubic LR) | realesrgan (Real-ESRGAN's pipeline, made "
+        "on the fly from the HR crop)",
+    )
+    # First degradation: blur, resize, noise, JPEG.
+    blur_kernel_size: int = option(21, help=_BLUR_KERNEL_SIZE)
+    kernel_list: tuple[Kernel, ...] = option(ALL_KERNELS, help=_KERNEL_LIST)
+    kernel_prob: tuple[float, ...] = option(KERNEL_PROB, help=_KERNEL_PROB)
+    sinc_prob: float = option(0.1, help=_SINC_PROB)
+    blur_sigma: tuple[float, float] = option((0.2, 3.0), help=_BLUR_SIGMA)
+    betag_range: tuple[float, float] = option((0.5, 4.0), help=_BETAG_RANGE)
+    betap_range: tuple[float, float] = option((1.0, 2.0), help=_BETAP_RANGE)
+    resize_prob: tuple[float, float, float] = option((0.2, 0.7, 0.1), help=_RESIZE_PROB)
+    resize_range: tuple[float, float] = option((0.15, 1.5), help=_RESIZE_RANGE)
+    gaussian_noise_prob: float = option(0.5, help=_GAUSSIAN_NOISE_PROB)
+    noise_range: tuple[float, float] = option((1.0, 30.0), help=_NOISE_RANGE)
+    poisson_scale_range: tuple[float, float] = option((0.05, 3.0), help=_POISSON_SCALE_RANGE)
+    gray_noise_prob: float = option(0.4, help=_GRAY_NOISE_PROB)
+    jpeg_range: tuple[float, float] = option((30.0, 95.0), help="[min, max] JPEG quality, 1..100")
+    # Second degradation: blur, resize, noise (its JPEG is the final step's).
+    second_blur_prob: float = option(0.8, help="probability of the second degradation's blur")
+    blur_kernel_size2: int = option(21, help=_BLUR_KERNEL_SIZE)
+    kernel_list2: tuple[Kernel, ...] = option(ALL_KERNELS, help=_KERNEL_LIST)
+    kernel_prob2: tuple[float, ...] = option(KERNEL_PROB, help=_KERNEL_PROB)
+    sinc_prob2: float = option(0.1, help=_SINC_PROB)
+    blur_sigma2: tuple[float, float] = option((0.2, 1.5), help=_BLUR_SIGMA)
+    betag_range2: tuple[float, float] = option((0.5, 4.0), help=_BETAG_RANGE)
+    betap_range2: tuple[float, float] = option((1.0, 2.0), help=_BETAP_RANGE)
+    resize_prob2: tuple[float, float, float] = option((0.3, 0.4, 0.3), help=_RESIZE_PROB)
+    resize_range2: tuple[float, float] = option((0.3, 1.2), help=_RESIZE_RANGE)
+    gaussian_noise_prob2: float = option(0.5, help=_GAUSSIAN_NOISE_PROB)
+    noise_range2: tuple[float, float] = option((1.0, 25.0), help=_NOISE_RANGE)
+    poisson_scale_range2: tuple[float, float] = option((0.05, 2.5), help=_POISSON_SCALE_RANGE)
+    gray_noise_prob2: float = option(0.4, help=_GRAY_NOISE_PROB)
+    jpeg_range2: tuple[float, float] = option(
+        (30.0, 95.0), help="[min, max] JPEG quality of the final step, 1..100"
+    )
+    # Final step: resize to the LR size + sinc filter, and JPEG, in either order.
+    final_sinc_prob: float = option(0.8, help="final step: probability of a sinc filter")
+    final_resize_first_prob: float = option(
+        0.5, help="final step: resize + sinc before JPEG with this probability, else after"
+    )
+    l1_gt_usm: bool = option(True, help="L1 loss against an unsharp-masked HR")
+    percep_gt_usm: bool = option(True, help="perceptual loss against an unsharp-masked HR")
+    gan_gt_usm: bool = option(False, help="discriminator sees an unsharp-masked HR as real")
 
     def __post_init__(self) -> None:
         for suffix in ("", "2"):
@@ -367,17 +460,40 @@ class AdversarialConfig:
     `gan_weight`·GAN loss against a discriminator with its own Adam (`d_lr`, `d_betas`; its
     learning rate follows the generator's schedule, scaled by d_lr/lr)."""
 
-    base: str
-    pixel_weight: float = 1e-2
-    perceptual_weight: float = 1.0
-    # BasicSR's `layer_weights`: VGG19 layer (before its ReLU) -> weight.
-    perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
-    gan_type: GanType = "ragan"
-    gan_weight: float = 5e-3
-    discriminator: Discriminator = "vgg128"
-    d_num_feat: int = 64
-    d_lr: float = 1e-4
-    d_betas: tuple[float, float] = (0.9, 0.99)
+    base: str = option(help="the PSNR preset whose model this stage starts from")
+    pixel_weight: float = option(
+        1e-2,
+        help="weight of the L1 loss to the HR: keeps colours and structure; higher = closer to "
+        "the PSNR model",
+    )
+    perceptual_weight: float = option(
+        1.0, help="weight of the VGG19 feature distance (textures, edges); 0: no VGG19 file needed"
+    )
+    perceptual_layers: dict[str, float] = option(
+        factory=lambda: {"conv5_4": 1.0},
+        help="VGG19 layers, features before their ReLU (ESRGAN's choice), each with its weight "
+        "(BasicSR's layer_weights)",
+    )
+    gan_type: GanType = option(
+        "ragan",
+        help="ragan (ESRGAN's relativistic average: is real more realistic than the average "
+        "fake) | vanilla (Real-ESRGAN's: real vs fake)",
+    )
+    gan_weight: float = option(
+        5e-3,
+        help="weight of the generator's GAN loss: higher = more (and more hallucinated) texture",
+    )
+    discriminator: Discriminator = option(
+        "vgg128",
+        help="vgg128 (ESRGAN's VGG-style D with batch norm, 128² patches only) | unet_sn "
+        "(Real-ESRGAN's U-Net with spectral norm, any patch side that is a multiple of 8, "
+        "judging each pixel)",
+    )
+    d_num_feat: int = option(64, help="discriminator base channels")
+    d_lr: float = option(
+        1e-4, help="discriminator's peak Adam learning rate (it follows the generator's schedule)"
+    )
+    d_betas: tuple[float, float] = option((0.9, 0.99), help="discriminator's Adam betas")
 
     def __post_init__(self) -> None:
         for name in ("pixel_weight", "perceptual_weight", "gan_weight"):

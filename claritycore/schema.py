@@ -56,6 +56,19 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
+def option(
+    default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING
+) -> Any:
+    """A dataclass field with its description: the one text params.yaml's comments, the CLI's
+    help and the docs' key tables are made from (`field_help`)."""
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help})
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each init field of the dataclass `cls` with its `option` help ("" where it has none)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.init}
+
+
 def check_keys(cls: type, keys: typing.Iterable[str], where: str) -> None:
     """ConfigError for any key that is not an init field of the dataclass `cls`."""
     valid = field_names(cls)

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
+from claritycore.cli.common import flagless_help
 from claritycore.data.store import extract_store
 from claritycore.models import AutoConfig, AutoModel
+from claritycore.schema import field_help
 from claritycore.weights import save_model
 from tests.helpers import tiny_images
 
@@ -206,3 +208,34 @@ def test_help_texts_promise_what_the_commands_take():
     preset_help = runner.invoke(app, ["rrdbnetx4", "--help"], env=wide).output
     assert "--scale" not in preset_help and "--model" not in preset_help  # only conflicts
     assert "--steps" in preset_help and "--keep-checkpoints" in preset_help
+
+
+def test_every_field_is_a_flag_or_a_set_key(calls):
+    """Flags are made from the model, recipe and run fields; `--set` takes any of them."""
+    result = invoke(
+        "rrdbnetx2", "--data", "datasets/DIV2K", "--upsampler", "nearest", "--no-x2-unshuffle",
+        "--ema-decay", "0.99", "--warmup-steps", "5", "--grad-clip", "1.5", "--max-nonfinite",
+        "3", "--set", "betas=[0.8, 0.9]", "--set", "seed=5", "--set", "workers=auto",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((experiment, kw),) = calls
+    assert (experiment.model.upsampler, experiment.model.x2_unshuffle) == ("nearest", False)
+    training = experiment.training
+    assert (training.ema_decay, training.warmup_steps, training.grad_clip) == (0.99, 5, 1.5)
+    assert training.betas == (0.8, 0.9)
+    options = kw["options"]
+    assert (options.max_nonfinite, options.seed, options.workers) == (3, 5, "auto")
+    repeated = runner.invoke(app, ["rrdbnetx4", "--seed", "1", "--set", "seed=2"])
+    assert repeated.exit_code == 2 and "--set seed=... repeats a flag" in repeated.output
+
+
+def test_train_help_describes_each_field_with_its_help():
+    output = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "3000"}).output
+    text = " ".join(output.split())
+    flagless = flagless_help(*train_cli.FIELD_CLASSES)
+    assert sorted(flagless) == ["betas", "milestones"]
+    for cls in train_cli.FIELD_CLASSES:
+        for name, help_text in field_help(cls).items():
+            assert " ".join(help_text.split()) in text, name
+            flag = f" --{name.replace('_', '-')} "
+            assert (flag in text) is (name not in flagless), name

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, SELF_ENSEMBLE_HELP
+from claritycore.cli.common import MODEL_HELP, field_options, given, with_options
 from claritycore.config import EvalOptions
 from claritycore.data.benchmark_sets import set_name
 from claritycore.data.degraded import DEGRADED_DIR
@@ -20,10 +21,6 @@ DATA_HELP = (
     "original/, image_SRF_<scale>/ inside), or of HR images with their own LR (HR/ + LR/, "
     "GT/ + LQ/, *_HR + *_LR<scale>), scored on that LR. Repeat for several sets, e.g. "
     "--data Set5=data/benchmarks/Set5 --data data/benchmarks/Set14."
-)
-DEGRADE_HELP = (
-    "Also score every set on a copy degraded by this pipeline (realesrgan: Real-ESRGAN's "
-    "defaults), reported as <set>-realesrgan; made once per seed and cached."
 )
 
 
@@ -45,48 +42,25 @@ def parse_sets(specs: list[str]) -> dict[str, Path]:
     return sets
 
 
+@with_options(
+    *field_options(
+        EvalOptions, names={"degrade_seed": "--seed"}, panel="params.yaml's evaluate section"
+    )
+)
 def evaluate_command(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
-    max_images: int | None = typer.Option(None, help="Score only the first N images of a set."),
-    tile: int = typer.Option(
-        EvalOptions.tile, help="Tile side in LR pixels; 0 = whole image at once."
-    ),
-    tile_pad: int = typer.Option(EvalOptions.tile_pad, help="Context pixels around each tile."),
-    self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
-    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, …"),
-    precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
-    perceptual: bool = typer.Option(
-        EvalOptions.perceptual,
-        help="Also NIQE (model and bicubic) and LPIPS-Alex (needs torchvision's AlexNet weights; "
-        "skipped with a warning without them).",
-    ),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
-    degrade: str | None = typer.Option(EvalOptions.degrade, help=DEGRADE_HELP),
-    seed: int = typer.Option(EvalOptions.degrade_seed, help="Seed of the degraded copies."),
     degraded_cache: Path = typer.Option(
         DEGRADED_DIR, help="Folder caching the degraded copies, one subfolder per set and seed."
     ),
+    **fields: Any,
 ) -> None:
     """PSNR/SSIM (Y and RGB) of a model against the bicubic baseline, as papers report them,
     and NIQE/LPIPS: one row per set."""
     console = Console()
     with exit_on_user_error("error"):
-        options = parse(
-            EvalOptions,
-            {
-                "tile": tile,
-                "tile_pad": tile_pad,
-                "max_images": max_images,
-                "device": device,
-                "precision": precision,
-                "self_ensemble": self_ensemble,
-                "degrade": degrade,
-                "degrade_seed": seed,
-                "perceptual": perceptual,
-            },
-            "options",
-        )
+        options = parse(EvalOptions, given(fields), "options")
         sets = parse_sets(data)
         evaluate(
             model,

@@ -1,9 +1,10 @@
 """`claritycore train …` and one command per preset (`claritycore rrdbnetx4 …`).
 
-Flags are parsed once: recipe flags become overrides of a preset (`experiment.resolve`), run
-flags a `RunOptions`; unset flags stay None, so every default lives in the preset or in
-`RunOptions`. The data folder goes through `data.store.ensure_store`, as the pipeline's
-extract stage does.
+Each model, recipe and run field is a flag made from the field (`cli.common.field_options`), or
+a `--set KEY=VALUE`. Flags are parsed once: recipe and model flags become overrides of a preset
+(`experiment.resolve`), run flags a `RunOptions`; unset flags stay None, so every default lives
+in the preset or in `RunOptions`. The data folder goes through `data.store.ensure_store`, as
+the pipeline's extract stage does.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
+from rich.markup import escape
 
-from claritycore.config import RunOptions
+from claritycore.cli.common import field_options, flagless_help, given, with_options
+from claritycore.config import DegradationConfig, RunOptions, TrainingConfig
 from claritycore.data.images import list_images
 from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store, pipeline_valid_dir
 from claritycore.errors import ConfigError, exit_on_user_error
 from claritycore.experiment import ExperimentConfig, resolve
-from claritycore.models import AutoConfig
+from claritycore.models import AutoConfig, config_classes
 from claritycore.presets import find_preset, get_preset
-from claritycore.schema import load_yaml, parse
+from claritycore.schema import field_help, field_names, load_yaml, parse
 from claritycore.training import train
 from claritycore.training.trainer import read_pretrained
 
@@ -71,20 +75,23 @@ SECTIONS = ("degradation", "adversarial")
 
 
 def split_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """`--set` values by what they change: `degradation.KEY`/`adversarial.KEY` those sections,
-    any other key the preset's training or model fields (`overrides`)."""
-    split: dict[str, dict[str, Any]] = {"overrides": {}, **{name: {} for name in SECTIONS}}
+    """Flag and `--set` values by what they change: `degradation.KEY`/`adversarial.KEY` those
+    sections, a `RunOptions` field the run (`train`), any other key the preset's training or
+    model fields (`overrides`)."""
+    split: dict[str, dict[str, Any]] = {"overrides": {}, "train": {}}
+    split |= {name: {} for name in SECTIONS}
+    run = field_names(RunOptions)
     for key, value in values.items():
         section, dot, field = key.partition(".")
         if dot and section in SECTIONS:
             split[section][field] = value
         elif dot:
             raise ConfigError(
-                f"--set {key}=...: {section!r} is no section; use KEY=VALUE for training and "
-                "model fields, or degradation.KEY / adversarial.KEY"
+                f"--set {key}=...: {section!r} is no section; use KEY=VALUE for training, "
+                "model and run fields, or degradation.KEY / adversarial.KEY"
             )
         else:
-            split["overrides"][key] = value
+            split["train" if key in run else "overrides"][key] = value
     return split
 
 
@@ -118,13 +125,24 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
     return TrainRun(experiment, data, val_data, output, options)
 
 
+# Every field a flag can take is one (`cli.common.field_options`): a new field needs no edit here.
+FIELD_CLASSES = (*config_classes(), TrainingConfig, RunOptions)
+FIELD_OPTIONS = [
+    *field_options(*config_classes(), panel="Model (the preset's unless given)", defaults=False),
+    *field_options(TrainingConfig, panel="Recipe (the preset's unless given)", defaults=False),
+    *field_options(RunOptions, panel="Run (params.yaml's train section)"),
+]
+SET_HELP = (
+    "KEY=VALUE, the value read as YAML: any field above, and those no flag takes: "
+    + "; ".join(f"{k} ({v})" for k, v in flagless_help(*FIELD_CLASSES).items())
+    + ". degradation.KEY / adversarial.KEY set those sections (params.yaml lists their keys)."
+)
+
+
+@with_options(*FIELD_OPTIONS)
 def train_command(
     preset: str | None = typer.Option(None, help="Preset to start from (`claritycore presets`)."),
     model: str | None = typer.Option(None, help="Model type; with --scale picks the preset."),
-    scale: int | None = typer.Option(None, help="Upscaling factor: 2, 3, 4 or 8."),
-    num_feat: int | None = typer.Option(None, help="Feature channels."),
-    num_block: int | None = typer.Option(None, help="RRDB blocks."),
-    num_grow_ch: int | None = typer.Option(None, help="Growth channels of the dense blocks."),
     data: Path | None = typer.Option(None, help="Folder of HR images, or an extracted store."),
     val_data: Path | None = typer.Option(
         None,
@@ -135,75 +153,27 @@ def train_command(
     name: str | None = typer.Option(
         None, help="Run name (default: the preset, or the model and its changed fields)."
     ),
-    batch_size: int | None = typer.Option(None, help="Global batch size."),
-    steps: int | None = typer.Option(None, help="Training steps."),
-    patch_size: int | None = typer.Option(None, help="HR patch side (a multiple of the scale)."),
-    lr: float | None = typer.Option(None, help="Peak learning rate."),
-    loss: str | None = typer.Option(None, help="l1, l2 or charbonnier."),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA."),
-    ema: bool | None = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
     degradation: str | None = typer.Option(
-        None, help="How LR inputs are made: bicubic, or realesrgan (docs/real-world.md)."
+        None, help="degradation.type: " + escape(field_help(DegradationConfig)["type"])
     ),
-    set_values: list[str] = typer.Option(
-        [],
-        "--set",
-        help="KEY=VALUE: any other preset field; degradation.KEY / adversarial.KEY for those.",
-    ),
-    seed: int | None = typer.Option(None, help="Seed of the weights and the data stream."),
-    workers: int | None = typer.Option(
-        None, help="Data loader worker processes (default: 4, or the CPUs available if fewer)."
-    ),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    devices: int | None = typer.Option(None, help="Processes (DDP); the batch is split."),
-    save_every: int | None = typer.Option(None, help="Checkpoint every N steps."),
-    val_every: int | None = typer.Option(None, help="Validate every N steps."),
-    val_images: int | None = typer.Option(None, help="Validation images used."),
-    log_every: int | None = typer.Option(None, help="Log every N steps."),
-    compile: bool | None = typer.Option(
-        None, "--compile/--no-compile", help="Default: on for CUDA."
-    ),
-    channels_last: bool | None = typer.Option(
-        None,
-        "--channels-last/--no-channels-last",
-        help="Default: on for CUDA, and for bf16 on a CPU with native bf16.",
-    ),
-    precision: str | None = typer.Option(
-        None, help="auto (the recipe's --amp on this device), bf16, fp16 or fp32."
-    ),
+    set_values: list[str] = typer.Option([], "--set", help=escape(SET_HELP)),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
-    keep_checkpoints: bool | None = typer.Option(
-        None,
-        "--keep-checkpoints/--no-keep-checkpoints",
-        help="Keep the checkpoints of a finished run (default: deleted once model.pt is written).",
-    ),
     pretrained: Path | None = typer.Option(
         None,
         help="Initial weights: any file `claritycore upscale` reads; a GAN preset's PSNR model.",
     ),
-    vgg_weights: Path | None = typer.Option(
-        None, help="VGG19 file for the perceptual loss (default: torchvision's, located)."
-    ),
+    **fields: Any,
 ) -> None:
     """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
-    overrides = {"scale": scale, "num_feat": num_feat, "num_block": num_block}
-    overrides |= {"num_grow_ch": num_grow_ch, "batch_size": batch_size, "steps": steps}
-    overrides |= {"patch_size": patch_size, "lr": lr, "loss": loss, "amp": amp, "ema": ema}
-    run = {"seed": seed, "workers": workers, "device": device, "devices": devices}
-    run |= {"save_every": save_every, "val_every": val_every, "val_images": val_images}
-    run |= {"log_every": log_every, "compile": compile, "channels_last": channels_last}
-    run |= {"precision": precision, "keep_checkpoints": keep_checkpoints}
-    run |= {"vgg_weights": vgg_weights}
     with exit_on_user_error("error"):
-        changes = split_sections(parse_set(set_values))
-        for key, value in changes["overrides"].items():
-            if overrides.get(key) is not None:
-                raise ConfigError(f"--set {key}=... repeats a flag; give the value once")
-            overrides[key] = value
+        flags, values = given(fields), parse_set(set_values)
+        if repeated := sorted(flags.keys() & values.keys()):
+            raise ConfigError(f"--set {repeated[0]}=... repeats a flag; give the value once")
+        changes = split_sections(flags | values)
         if degradation is not None:
             changes["degradation"].setdefault("type", degradation)
         job = build_run(
-            preset, model, data, val_data, output, name, overrides, run,
+            preset, model, data, val_data, output, name, changes["overrides"], changes["train"],
             degradation=changes["degradation"], adversarial=changes["adversarial"],
         )  # fmt: skip
         base = job.experiment.adversarial and job.experiment.adversarial.base

@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
-from claritycore.cli.common import MODEL_HELP, PRECISION_HELP, SELF_ENSEMBLE_HELP
-from claritycore.config import EvalOptions, Precision
+from claritycore.cli.common import MODEL_HELP, field_options, given, with_options
+from claritycore.config import EvalOptions
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
 from claritycore.ensemble import SelfEnsemble
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.inference import inference_precision, upscale
 from claritycore.interop import load_weights
-from claritycore.schema import convert
+from claritycore.schema import parse
+
+# The keys of params.yaml's evaluate section that upscaling takes too.
+INFERENCE_KEYS = ("tile", "tile_pad", "self_ensemble", "device", "precision")
 
 
+@with_options(*field_options(EvalOptions, only=INFERENCE_KEYS, panel="params.yaml's evaluate keys"))
 def upscale_command(
     input: Path = typer.Argument(..., help="An image file or a folder of images."),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the upscaled PNGs."),
-    tile: int = typer.Option(
-        EvalOptions.tile, help="Tile side in LR pixels; 0 = whole image at once."
-    ),
-    tile_pad: int = typer.Option(
-        EvalOptions.tile_pad, help="Context pixels around each tile (hides seams)."
-    ),
-    self_ensemble: bool = typer.Option(EvalOptions.self_ensemble, help=SELF_ENSEMBLE_HELP),
-    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda, cuda:1, …"),
-    precision: str = typer.Option(EvalOptions.precision, help=PRECISION_HELP),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist."),
+    **fields: Any,
 ) -> None:
     """Upscale an image or every image in a folder; results are PNGs named after the inputs."""
     console = Console()
@@ -48,13 +45,14 @@ def upscale_command(
             raise UserError(f"input {input} does not exist (give an image file or a folder)")
         if not sources:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
-        convert(precision, Precision, "--precision")
+        options = parse(EvalOptions, given(fields), "options")
         net, meta = load_weights(model)
-        dev = resolve_device(device)
-    if self_ensemble:
+        dev = resolve_device(options.device)
+    if options.self_ensemble:
         net = SelfEnsemble(net)
+    precision = options.precision
     runs = inference_precision(dev) if precision == "auto" else precision
-    ensemble = ", self-ensemble ×8" if self_ensemble else ""
+    ensemble = ", self-ensemble ×8" if options.self_ensemble else ""
     described = f"×{meta['scale']} {meta['format']} model on {dev}, {runs}{ensemble}"
     console.print(f"{model.name}: {described}")
     output.mkdir(parents=True, exist_ok=True)
@@ -87,7 +85,12 @@ def upscale_command(
                     )
                 tic = time.perf_counter()
                 result = upscale(
-                    net, image, tile=tile, tile_pad=tile_pad, device=dev, precision=precision
+                    net,
+                    image,
+                    tile=options.tile,
+                    tile_pad=options.tile_pad,
+                    device=dev,
+                    precision=precision,
                 )
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             console.print(f"[red]failed[/red] {source.name}: {error}")

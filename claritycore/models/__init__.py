@@ -3,6 +3,7 @@
 from claritycore.models.auto import (
     AutoConfig,
     AutoModel,
+    config_classes,
     register_config,
     register_model,
     registered_models,
@@ -16,6 +17,7 @@ __all__ = [
     "BaseConfig",
     "RRDBNetConfig",
     "RRDBNetModel",
+    "config_classes",
     "register_config",
     "register_model",
     "registered_models",

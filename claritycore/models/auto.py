@@ -51,6 +51,11 @@ def registered_models() -> list[str]:
     return sorted(_CONFIGS)
 
 
+def config_classes() -> list[type[BaseConfig]]:
+    """Each registered model's config class, by model name (their fields are the model keys)."""
+    return [_CONFIGS[name] for name in registered_models()]
+
+
 def _lookup(table: dict[str, T], name: str) -> T:
     if name not in table:
         close = difflib.get_close_matches(name, table, n=3)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from claritycore.errors import ConfigError
-from claritycore.schema import SCALES, as_dict, check_keys, parse, require
+from claritycore.schema import SCALES, as_dict, check_keys, option, parse, require
 
 ConfigT = TypeVar("ConfigT", bound="BaseConfig")
 
@@ -16,9 +16,13 @@ class BaseConfig:
     """Fields every super-resolution model has. Subclasses add their architecture's fields."""
 
     model_type: ClassVar[str] = ""
-    scale: int = 4
-    in_channels: int = 3
-    out_channels: int = 3
+    scale: int = option(
+        4,
+        help=f"upscaling factor: {' | '.join(map(str, SCALES))} (the pipeline's must be one of "
+        "data.scales)",
+    )
+    in_channels: int = option(3, help="input image channels (3 for RGB)")
+    out_channels: int = option(3, help="output image channels (3 for RGB)")
 
     def __post_init__(self) -> None:
         require(

@@ -8,11 +8,8 @@ from typing import Literal
 from claritycore.models.auto import register_config
 from claritycore.models.base import BaseConfig
 from claritycore.models.rrdbnet.architecture import pixel_shuffle_steps
-from claritycore.schema import require
+from claritycore.schema import option, require
 
-# pixelshuffle: conv + PixelShuffle steps. nearest: ESRGAN/Real-ESRGAN's nearest ×2 + conv +
-# LeakyReLU steps. nearest_noact: claritycore 0.0.5's nearest + conv steps with one LeakyReLU
-# after the last (its ×3 is one ×3 step), kept so its trained files compute what they did.
 Upsampler = Literal["pixelshuffle", "nearest", "nearest_noact"]
 
 
@@ -25,13 +22,22 @@ def _conv3x3(inputs: int, outputs: int) -> int:
 class RRDBNetConfig(BaseConfig):
     """RRDBNet architecture. Defaults are ESRGAN's full model (~16.7M parameters)."""
 
-    num_feat: int = 64
-    num_block: int = 23
-    num_grow_ch: int = 32
-    upsampler: Upsampler = "pixelshuffle"
-    # nearest ×2 only: True is Real-ESRGAN's x2 (2×2 pixels folded into channels, then ×4),
-    # False the original ESRGAN's single ×2 step on the image itself.
-    x2_unshuffle: bool = True
+    num_feat: int = option(64, help="RRDBNet feature channels, e.g. 64 (full) or 32 (lite)")
+    num_block: int = option(23, help="RRDBNet number of RRDB blocks, e.g. 23 (full) or 6 (lite)")
+    num_grow_ch: int = option(
+        32, help="RRDBNet growth channels in each dense block, e.g. 32 (full) or 16 (lite)"
+    )
+    upsampler: Upsampler = option(
+        "pixelshuffle",
+        help="pixelshuffle (conv + PixelShuffle steps) | nearest (ESRGAN's nearest ×2 + conv + "
+        "LeakyReLU steps) | nearest_noact (claritycore 0.0.5's nearest + conv steps, one "
+        "LeakyReLU after the last and ×3 in one step, kept so its files compute what they did)",
+    )
+    x2_unshuffle: bool = option(
+        True,
+        help="nearest ×2 only: true is Real-ESRGAN's x2 (2×2 pixels folded into channels, then "
+        "×4), false ESRGAN's single ×2 step on the image itself",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
