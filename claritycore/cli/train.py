@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.markup import escape
 
 from claritycore.cli.common import field_options, flagless_help, given, with_options
