@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from claritycore.errors import ConfigError
-from claritycore.experiment import ExperimentConfig, override_keys, resolve
+from claritycore.experiment import ExperimentConfig, override_keys, psnr_stage, resolve
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.presets import PRESETS, find_preset, get_preset, largest_patch
 
@@ -132,3 +132,43 @@ def test_experiment_config_round_trips_and_hash_tracks_content():
     assert resolve("rrdbnet-litex8", {"steps": 250_000}).config_hash() == (
         resolve("rrdbnet-litex8").config_hash()
     )
+
+
+# Every preset's config hash and its PSNR stage's, as of 2e8f336 (before the code-health
+# refactor): the run key, the run cache and `dvc exp show` rows all hang on them, so a change
+# that moves one is a change to what an existing preset trains.
+PINNED_HASHES = {
+    "rrdbnetx2": ("98a747ed02873ebc", "98a747ed02873ebc"),
+    "rrdbnetx3": ("6b9c15e75ce33ed8", "6b9c15e75ce33ed8"),
+    "rrdbnetx4": ("cdc4f1e5f54c9240", "cdc4f1e5f54c9240"),
+    "rrdbnetx8": ("12271a01eb3d9337", "12271a01eb3d9337"),
+    "rrdbnet-litex2": ("a6dafe97c6bbf112", "a6dafe97c6bbf112"),
+    "rrdbnet-litex3": ("43facbb11248365b", "43facbb11248365b"),
+    "rrdbnet-litex4": ("d309231228ec1253", "d309231228ec1253"),
+    "rrdbnet-litex8": ("d23539136eea14d3", "d23539136eea14d3"),
+    "realesrnetx4": ("3574dd6337297357", "3574dd6337297357"),
+    "realesrnetx2": ("686c4831810c1902", "686c4831810c1902"),
+    "realesrnet-litex4": ("7dd2db71e5147361", "7dd2db71e5147361"),
+    "realesrnet-litex2": ("4e8caa0f57f91f60", "4e8caa0f57f91f60"),
+    "esrganx2": ("78db2b0345bd2fe9", "98a747ed02873ebc"),
+    "esrganx3": ("6f7ca95b227459ec", "6b9c15e75ce33ed8"),
+    "esrganx4": ("21de2b0d70c07f2f", "cdc4f1e5f54c9240"),
+    "esrganx8": ("2220dee7e278c98e", "12271a01eb3d9337"),
+    "esrgan-litex2": ("67896494534de807", "a6dafe97c6bbf112"),
+    "esrgan-litex3": ("17922030961b2272", "43facbb11248365b"),
+    "esrgan-litex4": ("c6e387c1aa8f6a49", "d309231228ec1253"),
+    "esrgan-litex8": ("35bfc7b1280cfe7e", "d23539136eea14d3"),
+    "realesrganx4": ("8c5b045b6c71434a", "3574dd6337297357"),
+    "realesrganx2": ("d6d522bfc022f803", "686c4831810c1902"),
+    "realesrgan-litex4": ("78f912c0f8bad4dd", "7dd2db71e5147361"),
+    "realesrgan-litex2": ("bd4d3329e045fe10", "4e8caa0f57f91f60"),
+}
+
+
+def test_no_preset_config_hash_moves():
+    assert set(PINNED_HASHES) == set(PRESETS)
+    moved = {
+        name: (resolve(name).config_hash(), psnr_stage(resolve(name)).config_hash())
+        for name in PRESETS
+    }
+    assert moved == PINNED_HASHES
