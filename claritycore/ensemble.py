@@ -6,6 +6,8 @@ ensemble is tiled and stitched exactly as plain inference is. It costs 8 forward
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -43,4 +45,4 @@ class SelfEnsemble(nn.Module):
         for transform in TRANSFORMS:
             y = _invert(self.model(_apply(x, *transform)), *transform).float()
             total = y if total is None else total.add_(y)
-        return total / len(TRANSFORMS)
+        return cast(torch.Tensor, total) / len(TRANSFORMS)  # TRANSFORMS is not empty

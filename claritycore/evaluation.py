@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from claritycore.config import EvalOptions
@@ -38,7 +45,7 @@ from claritycore.errors import UserError
 from claritycore.interop import load_weights
 from claritycore.lpips import LPIPS, load_lpips
 from claritycore.perceptual_scoring import perceptual_scores
-from claritycore.scoring import COMPARISONS, SetScores, load_references, score_set
+from claritycore.scoring import COMPARISONS, ImageScores, SetScores, load_references, score_set
 
 
 class NoUsableImages(UserError, ValueError):
@@ -174,9 +181,12 @@ def evaluate(
             skipped: list[str] = []
             task = progress.add_task(f"{name} ×{scale}", total=len(files))
 
-            def skip(why: str, skipped: list[str] = skipped, task=task) -> None:
+            def skip(why: str, skipped: list[str] = skipped, task: TaskID = task) -> None:
                 console.print(f"[yellow]skipped[/] {why}")
                 skipped.append(why)
+                progress.advance(task)
+
+            def scored_one(_row: ImageScores, task: TaskID = task) -> None:
                 progress.advance(task)
 
             scores = score_set(
@@ -185,7 +195,7 @@ def evaluate(
                 scale=scale,
                 options=options,
                 crops=COMPARISONS,
-                on_image=lambda _row, task=task: progress.advance(task),
+                on_image=scored_one,
                 extra=extra,
             )
             if not scores.rows:

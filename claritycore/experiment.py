@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -132,7 +132,8 @@ def _apply(section: T, changes: Mapping[str, Any], where: str) -> T:
     if not changes:
         return section
     if isinstance(section, BaseConfig):
-        return AutoConfig.from_dict({**section.to_dict(), **changes})
+        # `changes` are fields only: from_dict dispatches on section's model_type, to its class.
+        return cast(T, AutoConfig.from_dict({**section.to_dict(), **changes}))
     return parse(type(section), {**as_dict(section), **changes}, where)
 
 

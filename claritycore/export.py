@@ -14,14 +14,14 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
 
 from claritycore.errors import ConfigError, UserError
 from claritycore.interop import optional_import
-from claritycore.models import RRDBNetConfig
+from claritycore.models import BaseConfig, RRDBNetConfig
 from claritycore.weights import FORMAT, atomic_torch_save, unwrap, write_atomic
 
 EXPORT_FORMATS = ("basicsr", "safetensors", "onnx")
@@ -126,14 +126,15 @@ def export_weights(
     (within 1e-3) when onnxruntime is installed. `ema` picks BasicSR's key.
     """
     model = unwrap(model).cpu().eval()
-    notes = check_export(model.config, format, claritycore_only=claritycore_only)
+    config = cast(RRDBNetConfig, model.config)  # RRDBNet: the one model there is to export
+    notes = check_export(config, format, claritycore_only=claritycore_only)
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if format == "basicsr":
         atomic_torch_save({"params_ema" if ema else "params": state}, path)
     elif format == "safetensors":
         # safetensors metadata is str -> str: the config goes in as JSON so it loads exactly.
-        info = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+        info = {"format": FORMAT, "config": json.dumps(config.to_dict())}
         kept = ("preset", "step", "precision")
         info |= {k: str(v) for k, v in (metadata or {}).items() if k in kept and v}
         info["ema"] = "true" if ema else "false"
@@ -146,13 +147,14 @@ def export_weights(
 
 def _export_onnx(model: nn.Module, path: Path) -> None:
     optional_import("onnx")
+    in_channels = cast(BaseConfig, model.config).in_channels
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         # The TorchScript exporter warns about traced shape arithmetic, which is what we want.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (torch.rand(1, model.config.in_channels, 32, 32),),
+            (torch.rand(1, in_channels, 32, 32),),
             str(path),
             dynamo=False,
             input_names=["input"],
@@ -165,7 +167,7 @@ def _export_onnx(model: nn.Module, path: Path) -> None:
     except ImportError:
         return
     # Odd sizes unlike the traced 32×32 check the dynamic axes as well as the values.
-    x = torch.rand(1, model.config.in_channels, 19, 27)
+    x = torch.rand(1, in_channels, 19, 27)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
     with torch.inference_mode():

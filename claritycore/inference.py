@@ -14,6 +14,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -177,7 +178,8 @@ def upscale_tensor(
     dev = resolve_device(device)
     compute = _compute_dtype(dev, precision)
     plan = _DEVICE_PLANS[dev.type == "cuda"]
-    model = model.to(dev, memory_format=plan.memory_format).eval()
+    # Module.to takes memory_format (as Tensor.to does); torch's overloads leave it out.
+    model = model.to(dev, memory_format=plan.memory_format).eval()  # type: ignore[call-overload]
     scale = model_scale(model)
     _, height, width = x.shape
     # Real-ESRGAN's x2 pixel-unshuffles the input: pad it once here as the model would, and
@@ -233,7 +235,7 @@ def _from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(np.round(array * maximum), 0, maximum).astype(dtype)
 
 
-def upscale_array(model: nn.Module, array: np.ndarray, **options) -> np.ndarray:
+def upscale_array(model: nn.Module, array: np.ndarray, **options: Any) -> np.ndarray:
     """Upscale an HxW, HxWx1, HxWx3 or HxWx4 array (uint8, uint16 or float in [0, 1]).
 
     The result has the input's dtype and channel layout. Grey is replicated to RGB and
@@ -261,8 +263,12 @@ def upscale_array(model: nn.Module, array: np.ndarray, **options) -> np.ndarray:
     return _from_float(np.concatenate([out, alpha], axis=2), dtype)
 
 
+@overload
+def upscale(model: nn.Module, image: Image.Image, **options: Any) -> Image.Image: ...
+@overload
+def upscale(model: nn.Module, image: np.ndarray, **options: Any) -> np.ndarray: ...
 def upscale(
-    model: nn.Module, image: Image.Image | np.ndarray, **options
+    model: nn.Module, image: Image.Image | np.ndarray, **options: Any
 ) -> Image.Image | np.ndarray:
     """Upscale a PIL image or a numpy array with `model`, tile by tile.
 
@@ -290,8 +296,8 @@ def upscale(
         if "transparency" in image.info:
             # A palette has no smooth alpha: transparent palette images come back as RGBA.
             return upscale(model, image.convert("RGBA"), **options)
-        result = upscale(model, image.convert("RGB"), **options)
-        return result.quantize(palette=image, dither=Image.Dither.NONE)
+        upscaled = upscale(model, image.convert("RGB"), **options)
+        return upscaled.quantize(palette=image, dither=Image.Dither.NONE)
     if mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
         return upscale(model, image.convert("RGB"), **options).convert(mode)
     raise ValueError(

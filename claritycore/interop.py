@@ -14,13 +14,13 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from claritycore.errors import MissingExtraError
-from claritycore.models import RRDBNetConfig
+from claritycore.models import BaseConfig, RRDBNetConfig
 from claritycore.weights import (
     WeightsError,
     build_model,
@@ -113,7 +113,7 @@ def infer_config(state: dict[str, torch.Tensor], path: Path) -> RRDBNetConfig:
         )
     num_feat, in_total = state["conv_first.weight"].shape[:2]
     out_channels = state["conv_last.weight"].shape[0]
-    fields = {
+    fields: dict[str, Any] = {  # RRDBNetConfig's keyword arguments
         "out_channels": out_channels,
         "num_feat": num_feat,
         "num_block": 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body.")),
@@ -246,11 +246,12 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         config = infer_config(state, path)
         _check_v005_config(path, source, config.scale)
     model = build_model(config, state, path)
+    built = cast(BaseConfig, model.config)  # a built model keeps its config
     metadata = {
         "format": meta.get("format", source),
-        "model_type": model.config.model_type,
-        "config": model.config.to_dict(),
-        "scale": model.config.scale,
+        "model_type": built.model_type,
+        "config": built.to_dict(),
+        "scale": built.scale,
         "preset": meta.get("preset") or None,
         "experiment": None,
         "step": int(meta["step"]) if meta.get("step") else None,

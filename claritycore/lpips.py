@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -65,6 +66,10 @@ class AlexNetFeatures(nn.Module):
 class LPIPS(nn.Module):
     """LPIPS-Alex v0.1: `forward(a, b)` of (N, 3, H, W) tensors on [-1, 1] -> (N,) distances."""
 
+    # Buffers (register_buffer), typed for the checker.
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
@@ -103,7 +108,7 @@ def load_lpips(backbone: Path, device: torch.device | str = "cpu") -> LPIPS:
     with (files("claritycore") / "metrics_data" / "lpips_alex_v0.1.pth").open("rb") as f:
         lins = torch.load(f, map_location="cpu", weights_only=True)
     for i, lin in enumerate(model.lins):
-        lin.weight.copy_(lins[f"lin{i}.model.1.weight"])
+        cast(nn.Conv2d, lin).weight.copy_(lins[f"lin{i}.model.1.weight"])
     return model.to(device)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
+from typing import overload
 
 import numpy as np
 import torch
@@ -101,6 +102,14 @@ def _result(values: list[torch.Tensor], a: np.ndarray | torch.Tensor) -> float |
     return out[0] if a.ndim == 3 else out
 
 
+@overload
+def psnr(
+    a: np.ndarray, b: np.ndarray, *, crop_border: int = 0, y_channel: bool = False
+) -> float: ...
+@overload
+def psnr(
+    a: torch.Tensor, b: torch.Tensor, *, crop_border: int = 0, y_channel: bool = False
+) -> torch.Tensor: ...
 def psnr(
     a: np.ndarray | torch.Tensor,
     b: np.ndarray | torch.Tensor,
@@ -185,6 +194,14 @@ def _ssim_image(x: torch.Tensor, y: torch.Tensor, factor: float, y_channel: bool
     return total / (channels * out_h * out_w)
 
 
+@overload
+def ssim(
+    a: np.ndarray, b: np.ndarray, *, crop_border: int = 0, y_channel: bool = False
+) -> float: ...
+@overload
+def ssim(
+    a: torch.Tensor, b: torch.Tensor, *, crop_border: int = 0, y_channel: bool = False
+) -> torch.Tensor: ...
 def ssim(
     a: np.ndarray | torch.Tensor,
     b: np.ndarray | torch.Tensor,

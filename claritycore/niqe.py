@@ -93,10 +93,10 @@ def _half_size(image: np.ndarray) -> np.ndarray:
     """
     lines = torch.from_numpy(image / np.float32(255))
     for axis in (0, 1):
-        index, weights = contributions(lines.shape[axis], lines.shape[axis] // 2, 0.5)
-        used = weights.any(axis=0)  # the kernel's zero end taps
-        index = torch.from_numpy(index[:, used])
-        weights = torch.from_numpy(np.ascontiguousarray(weights[:, used], dtype=np.float32))
+        src, taps = contributions(lines.shape[axis], lines.shape[axis] // 2, 0.5)
+        used = taps.any(axis=0)  # the kernel's zero end taps
+        index = torch.from_numpy(src[:, used])
+        weights = torch.from_numpy(np.ascontiguousarray(taps[:, used], dtype=np.float32))
         if axis == 0:
             lines = torch.stack([lines[i].T.mv(w) for i, w in zip(index, weights, strict=True)])
         else:

@@ -11,7 +11,7 @@ import numpy as np
 
 from claritycore.lpips import LPIPS, lpips_distance
 from claritycore.niqe import niqe
-from claritycore.scoring import ExtraScores, Reference
+from claritycore.scoring import ExtraFigures, ExtraScores, Reference
 
 
 def perceptual_scores(lpips: LPIPS | None) -> ExtraScores:
@@ -19,7 +19,7 @@ def perceptual_scores(lpips: LPIPS | None) -> ExtraScores:
     output (no reference; BasicSR's, on Y) and, when an LPIPS network is given, LPIPS-Alex of
     the model's output against HR (else None)."""
 
-    def scores(reference: Reference, sr: np.ndarray, scale: int) -> dict[str, float | None]:
+    def scores(reference: Reference, sr: np.ndarray, scale: int) -> ExtraFigures:
         return {
             "niqe": niqe(sr, crop_border=scale),
             "bicubic_niqe": niqe(reference.bicubic, crop_border=scale),

@@ -84,7 +84,8 @@ _ESRGAN = TrainingConfig(
 _REALESRGAN = TrainingConfig(
     steps=400_000, batch_size=48, patch_size=256, lr=1e-4, ema=True, scheduler="constant"
 )
-_REALESRGAN_LOSSES = {
+# AdversarialConfig keyword arguments (fields of several types).
+_REALESRGAN_LOSSES: dict[str, Any] = {
     "pixel_weight": 1.0,
     "perceptual_layers": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
                           "conv5_4": 1.0},

@@ -56,7 +56,7 @@ def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, 
 
 
 @lru_cache(maxsize=64)
-def _plan(in_len: int, scale: float, block: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def _plan(in_len: int, scale: float, block: int) -> tuple[int, np.ndarray, int, np.ndarray]:
     """Blocked resize matrix for one axis.
 
     Returns (out_len, start, span, weights): output rows `b*block : (b+1)*block` are

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -65,9 +66,17 @@ class Reference:
     bicubic_scores: tuple[float, float]  # psnr_y, ssim_y
 
 
+class ExtraFigures(TypedDict, total=False):
+    """The `ImageScores` figures a caller may add (PERCEPTUAL_FIGURES)."""
+
+    niqe: float | None
+    bicubic_niqe: float | None
+    lpips: float | None
+
+
 # More of an image's figures (`ImageScores` fields, e.g. `niqe`) from its reference, the model's
 # output and the scale.
-ExtraScores = Callable[[Reference, np.ndarray, int], dict[str, float | None]]
+ExtraScores = Callable[[Reference, np.ndarray, int], ExtraFigures]
 
 
 def _on_y(img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -173,7 +173,7 @@ def save_model(
     in (bf16, fp16 or fp32: what `amp` resolved to on the device it ran on), the sha256 of the
     VGG19 file a perceptual loss used, and the state dict. Each fact is stored once."""
     model = unwrap(model)
-    config = model.config.to_dict()
+    config = cast(BaseConfig, model.config).to_dict()  # a built model keeps its config
     experiment = experiment or {}
     if experiment.get("model", config) != config:
         raise ValueError(f"experiment model config {experiment['model']} is not {config}")

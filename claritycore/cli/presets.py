@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from claritycore.models import AutoConfig
@@ -96,7 +96,7 @@ def presets_command(
     columns = ["preset", "model", "scale", "features", "blocks", "growth", "params"]
     columns += ["steps", "batch", "patch", "lr", "loss", "AMP", "EMA", "LR", "from"]
     for column in columns:
-        justify = "left" if column in ("preset", "model", "loss") else "right"
+        justify: JustifyMethod = "left" if column in ("preset", "model", "loss") else "right"
         table.add_column(column, justify=justify, no_wrap=True)
     for row in rows:
         table.add_row(

@@ -63,15 +63,9 @@ def _oriented_tensor(planes: np.ndarray, orientation: int) -> torch.Tensor:
     return tensor.flip(2) if flip_columns else tensor
 
 
-class PairedPatchDataset(Dataset):
-    """Aligned random crops `(lr, hr)` as uint8 CHW tensors from the store at `store_path`.
-
-    `patch_size` is the HR side (a multiple of the store's scale). Sample `i` is drawn
-    uniformly over every LR crop position of every usable image (so large images give
-    proportionally more crops), then, with `augment`, one of the 8 orientations. The HR crop
-    is the LR position times the scale. Images smaller than the patch are skipped with a
-    warning; `len(self)` is `length`.
-    """
+class _CropDraws(Dataset):
+    """What both patch datasets share: the store, its usable images, and each sample's crop
+    position and orientation (`draw`); each dataset reads its own item from them."""
 
     def __init__(
         self, store_path: Path, *, patch_size: int, seed: int, length: int, augment: bool = True
@@ -123,6 +117,17 @@ class PairedPatchDataset(Dataset):
         orientation = word1 % ORIENTATIONS if self.augment else 0
         return self.usable[j], top, left, orientation
 
+
+class PairedPatchDataset(_CropDraws):
+    """Aligned random crops `(lr, hr)` as uint8 CHW tensors from the store at `store_path`.
+
+    `patch_size` is the HR side (a multiple of the store's scale). Sample `i` is drawn
+    uniformly over every LR crop position of every usable image (so large images give
+    proportionally more crops), then, with `augment`, one of the 8 orientations. The HR crop
+    is the LR position times the scale. Images smaller than the patch are skipped with a
+    warning; `len(self)` is `length`.
+    """
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f"sample {index} out of range for a dataset of {self.length}")
@@ -133,7 +138,7 @@ class PairedPatchDataset(Dataset):
         return _oriented_tensor(lr, orientation), _oriented_tensor(hr, orientation)
 
 
-class HRPatchDataset(PairedPatchDataset):
+class HRPatchDataset(_CropDraws):
     """HR crops `(hr, draw)` for degradation on the training device: the same crop positions
     and orientations as PairedPatchDataset for the same (seed, index), with sample `index`'s
     degradation choices (`draw_sample`). Reads only the store's HR planes; batch with

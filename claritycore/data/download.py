@@ -24,6 +24,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -117,7 +118,9 @@ def _content_range_start(header: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _transfer(url: str, part: Path, spec: Archive, policy: DownloadPolicy, progress, task) -> None:
+def _transfer(
+    url: str, part: Path, spec: Archive, policy: DownloadPolicy, progress: Progress, task: TaskID
+) -> None:
     """Append the missing bytes of `url` to `part` (restarting if the server ignores Range)."""
     have = part.stat().st_size if part.exists() else 0
     if have >= spec.size:
@@ -163,7 +166,9 @@ def _transfer(url: str, part: Path, spec: Archive, policy: DownloadPolicy, progr
         raise _Interrupted(f"connection closed at {part.stat().st_size:,} of {spec.size:,} bytes")
 
 
-def download(url: str, target: Path, spec: Archive, policy: DownloadPolicy, progress) -> None:
+def download(
+    url: str, target: Path, spec: Archive, policy: DownloadPolicy, progress: Progress
+) -> None:
     """Download `url` to `target` via `target.part`, resuming and retrying per `policy`.
 
     `target` appears only once its size and sha256 match `spec`; a bad file is deleted.

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 from claritycore.config import DataParams
 from claritycore.data.download import (
@@ -139,7 +140,9 @@ def import_folder(root: Path, dest: Path, min_size: int, workers: int = 4) -> Pa
                     f"{stems[path.stem]} and {path} would both become {path.stem}.png"
                 )
             stems[path.stem] = path
-        unreadable, small, keep = [], [], []
+        unreadable: list[Path] = []
+        small: list[Path] = []
+        keep: list[Path] = []
         for path in images:
             try:
                 h, w = image_size(path)
@@ -197,7 +200,8 @@ def import_pairs(
         small = {h for h in hr_files if split == "train" and min(image_size(h)) < min_size}
         jobs = [(h, f"{h.stem.removesuffix('_HR')}_HR.png") for h in sorted(hr_files - small)]
         jobs += [
-            (pair.lr, f"{pair.hr.stem.removesuffix('_HR')}_LR{scale}.png")
+            # paired_layout is set: every pair has its LR file.
+            (cast(Path, pair.lr), f"{pair.hr.stem.removesuffix('_HR')}_LR{scale}.png")
             for scale, pairs in by_scale.items()
             for pair in pairs
             if pair.hr not in small
@@ -233,6 +237,7 @@ def fetch(
         return fetch_div2k(dest, data.url, DIV2K_FILES, downloads=downloads, policy=policy)
     if data.source == "sample":
         return _copy_sample(dest)
+    root = Path(cast(Path, data.root))  # DataParams requires it for a folder or paired source
     if data.source == "paired":
-        return import_pairs(Path(data.root), dest, data.scales, largest_patch(data.scales), workers)
-    return import_folder(Path(data.root), dest, largest_patch(data.scales), workers)
+        return import_pairs(root, dest, data.scales, largest_patch(data.scales), workers)
+    return import_folder(root, dest, largest_patch(data.scales), workers)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from claritycore.errors import UserError
 
@@ -49,7 +49,7 @@ def _reading(path: Path) -> Iterator[None]:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path) -> ImageFile.ImageFile:
     with _reading(path):
         return Image.open(path)
 
@@ -64,7 +64,7 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def png_rawmode(img: Image.Image) -> str | None:
+def png_rawmode(img: ImageFile.ImageFile) -> str | None:
     """The raw mode of an opened PNG's pixel data ("RGB", "RGB;16B", ...); None otherwise.
 
     Pillow decodes 16-bit colour PNGs to 8-bit RGB(A), keeping the high byte: only the raw
@@ -105,9 +105,9 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str | None]:
     path = Path(path)
     # Truncated or corrupt data often shows only when the pixels are decoded: _reading
     # names the file then too.
-    with _open(path) as img, _reading(path):
-        deep = (png_rawmode(img) or "").endswith(";16B")
-        img = ImageOps.exif_transpose(img)
+    with _open(path) as opened, _reading(path):
+        deep = (png_rawmode(opened) or "").endswith(";16B")
+        img = ImageOps.exif_transpose(opened)
         mode = img.mode
         note = None if mode == "RGB" else f"{path.name}: {mode} converted to 8-bit RGB"
         if deep:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from claritycore.data.images import image_size, list_images
 from claritycore.errors import UserError
@@ -106,7 +107,8 @@ def _suffixed_pairs(folder: Path, scale: int) -> tuple[list[ImagePair], list[str
 def _size_problem(pair: ImagePair, scale: int) -> tuple[str, int | None] | None:
     """Why the LR is not the HR (mod-cropped) divided by `scale`, and the supported scale its
     size fits, if any."""
-    (hr_h, hr_w), (lr_h, lr_w) = image_size(pair.hr), image_size(pair.lr)
+    lr = cast(Path, pair.lr)  # a pair read from a paired layout has its LR file
+    (hr_h, hr_w), (lr_h, lr_w) = image_size(pair.hr), image_size(lr)
     if (lr_h, lr_w) == (hr_h // scale, hr_w // scale):
         return None
     fits = next((s for s in SCALES if (hr_h // s, hr_w // s) == (lr_h, lr_w)), None)

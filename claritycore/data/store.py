@@ -295,7 +295,7 @@ def extract_store(
     if not planned:
         raise UserError(f"every image in {src} is smaller than the scale {scale}")
     started = time.perf_counter()
-    notes: list[str] = []
+    notes: list[str | None] = []  # each image's conversion note, None if it needed none
     with staged_dir(dest) as tmp:
         last = planned[-1]
         hr_bytes, lr_bytes = last.hr_offset + last.hr_bytes, last.lr_offset + last.lr_bytes

@@ -95,7 +95,8 @@ def _resize(image: torch.Tensor, draw: ResizeDraw, size: tuple[int, int] | None)
     if size is None and min(image.shape[-2:]) * draw.factor >= 1:
         return F.interpolate(image, scale_factor=draw.factor, mode=draw.mode)
     if size is None:  # an image so small the factor would leave no pixel
-        size = tuple(max(1, int(n * draw.factor)) for n in image.shape[-2:])
+        height, width = image.shape[-2:]
+        size = (max(1, int(height * draw.factor)), max(1, int(width * draw.factor)))
     return F.interpolate(image, size=size, mode=draw.mode)
 
 
@@ -119,7 +120,7 @@ def add_noise(
     # Poisson: the signal is the image rounded to 8 bits, the noise its shot noise.
     rounded = [(x * 255).round().clamp(0, 255) / 255 for x in (image, luminance)]
     counts = [_level_counts(x) for x in rounded]
-    noise = []
+    per_sample = []
     for i, generator in enumerate(generators):
         gray = bool(draws.gray_noise[i, stage])
         channels = 1 if gray else c
@@ -127,12 +128,12 @@ def add_noise(
             field = torch.randn(
                 (channels, h, w), generator=generator, device=image.device, dtype=image.dtype
             )
-            noise.append(field * (float(draws.noise_sigma[i, stage]) / 255))
+            per_sample.append(field * (float(draws.noise_sigma[i, stage]) / 255))
         else:
             signal, vals = rounded[gray][i], counts[gray][i]
             shot = torch.poisson(signal * vals, generator=generator) / vals - signal
-            noise.append(shot * float(draws.poisson_scale[i, stage]))
-    noise = torch.stack([n.expand(c, h, w) for n in noise])
+            per_sample.append(shot * float(draws.poisson_scale[i, stage]))
+    noise = torch.stack([n.expand(c, h, w) for n in per_sample])
     return (image + noise).clamp(0, 1)
 
 

@@ -37,7 +37,8 @@ def ema_updater(ema: nn.Module, model: nn.Module, decay: float) -> Callable[[int
     once, not on every step (listing ~700 tensors costs host time the GPU would wait for).
     `model` must be the plain module (not DDP or compiled), so the parameters line up.
     """
-    ema_params, model_params = list(ema.parameters()), list(model.parameters())
+    ema_params: list[torch.Tensor] = list(ema.parameters())
+    model_params: list[torch.Tensor] = list(model.parameters())
     buffers = list(zip(ema.buffers(), model.buffers(), strict=True))
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from claritycore.data import backbones
 from claritycore.errors import UserError
 
 # Output channels of each convolution, "M" a 2×2 max-pool: torchvision's configuration "E".
-VGG19_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M")
+VGG19_PLAN: tuple[int | Literal["M"], ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M")
 VGG19_PLAN += (512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 # ImageNet statistics of [0, 1] RGB, as torchvision's weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,7 +62,9 @@ class VGG19Features(nn.Module):
         """Outputs of the named convolutions (before their ReLU); stops after the deepest."""
         wanted = {CONV_INDEX[name]: name for name in layers}
         out = {}
-        for index, module in enumerate(self.features[: max(wanted) + 1]):
+        # torch types Sequential[...] as Sequential | Module; a slice is a Sequential.
+        used = cast(nn.Sequential, self.features[: max(wanted) + 1])
+        for index, module in enumerate(used):
             x = module(x)
             if index in wanted:
                 out[wanted[index]] = x
@@ -111,6 +114,10 @@ class PerceptualLoss(nn.Module):
     Inputs are [0, 1] RGB; VGG19 is frozen in eval mode and run only up to the deepest named
     layer. Under autocast the features are computed in the autocast dtype, the L1 in fp32.
     """
+
+    # Buffers (register_buffer), typed for the checker.
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, layer_weights: Mapping[str, float], weights_path: Path) -> None:
         super().__init__()

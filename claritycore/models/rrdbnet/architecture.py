@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,12 +33,12 @@ class _DenseCat(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, *features: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, *features: torch.Tensor) -> torch.Tensor:
         ctx.channels = [f.shape[1] for f in features]
         return torch.cat(features, 1)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         pieces = grad.split(ctx.channels, 1)
         strided = not grad.is_contiguous() and grad.is_contiguous(memory_format=torch.channels_last)
         return tuple(
