@@ -36,7 +36,8 @@ def yaml_value(value: Any) -> str:
 def override_help() -> dict[str, str]:
     """The keys of params.yaml's `overrides`: training fields, then every model's fields."""
     helps: dict[str, str] = {}
-    for cls in (TrainingConfig, *config_classes()):
+    classes: list[type] = [TrainingConfig, *config_classes()]
+    for cls in classes:
         helps |= {k: v for k, v in field_help(cls).items() if k not in helps}
     return helps
 

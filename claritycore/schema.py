@@ -88,7 +88,7 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
     hints = typing.get_type_hints(cls)
     required = [
         f.name
-        for f in dataclasses.fields(cls)
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # `cls` is a dataclass type
         if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     missing = [name for name in required if name not in values]

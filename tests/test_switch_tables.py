@@ -43,16 +43,17 @@ def test_each_pair_source_makes_batches_of_the_right_shapes(tmp_path, kind):
     collate = source.collate or default_collate
     item = collate([dataset[i] for i in range(2)])
     context = BatchContext(degradation, scale, 0, torch.device("cpu"), False)
-    batch = source.make_batch(item, 0, context)
+    batch = source.make_batch(context, item, 0)
     assert batch.low_res.shape == (2, 3, patch // scale, patch // scale)
     for target in (batch.pixel_target, batch.perceptual_target, batch.real):
         assert target.shape == (2, 3, patch, patch)
     assert batch.low_res.min() >= 0 and batch.low_res.max() <= 1
     # The store's LR is read as it is; a synthesised one differs from it.
     stored = PAIR_SOURCES["bicubic"].make_batch(
+        context,
         default_collate([PAIR_SOURCES["bicubic"].open_dataset(
             store, patch_size=patch, seed=0, length=4, degradation=DegradationConfig()
-        )[i] for i in range(2)]), 0, context,
+        )[i] for i in range(2)]), 0,
     )  # fmt: skip
     assert torch.equal(batch.low_res, stored.low_res) == degradation.reads_store_lr
 

@@ -91,7 +91,8 @@ def with_options(*params: inspect.Parameter) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         signature = inspect.signature(command)
         own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        command.__signature__ = signature.replace(parameters=[*own, *params])
+        # typer reads `__signature__`, which functions accept but their type does not declare.
+        command.__signature__ = signature.replace(parameters=[*own, *params])  # type: ignore[attr-defined]
         return command
 
     return decorate

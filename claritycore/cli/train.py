@@ -216,7 +216,7 @@ def preset_command(preset: str) -> Any:
 
     signature = inspect.signature(train_command)
     kept = [p for p in signature.parameters.values() if p.name not in fixed]
-    command.__signature__ = signature.replace(parameters=kept)
+    command.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
     command.__annotations__ = {
         k: v for k, v in train_command.__annotations__.items() if k not in fixed
     }

@@ -58,7 +58,7 @@ def _store_pairs(store: Path, *, patch_size: int, seed: int, length: int,
     return PairedPatchDataset(store, patch_size=patch_size, seed=seed, length=length)
 
 
-def _store_batch(item: tuple, step: int, context: BatchContext) -> Batch:
+def _store_batch(context: BatchContext, item: tuple, step: int) -> Batch:
     low_res, high_res = (
         to_device(images, context.device, context.channels_last) for images in item
     )
@@ -72,7 +72,7 @@ def _hr_crops(store: Path, *, patch_size: int, seed: int, length: int,
     )
 
 
-def _realesrgan_batch(item: tuple, step: int, context: BatchContext) -> Batch:
+def _realesrgan_batch(context: BatchContext, item: tuple, step: int) -> Batch:
     degradation = context.degradation
     high_res, draws = to_device(item[0], context.device, False), item[1]
     # Real-ESRGAN degrades the unsharp-masked HR, which is also the sharpened target.
@@ -91,11 +91,11 @@ def _realesrgan_batch(item: tuple, step: int, context: BatchContext) -> Batch:
 @dataclass(frozen=True)
 class PairSource:
     """One way of making training pairs: the dataset over a store, how the loader collates
-    its samples (None: PyTorch's default), and the item → `Batch` function."""
+    its samples (None: PyTorch's default), and the (context, item, step) → `Batch` function."""
 
     open_dataset: Callable[..., Dataset]
     collate: Callable[[list], tuple] | None
-    make_batch: Callable[[tuple, int, BatchContext], Batch]
+    make_batch: Callable[[BatchContext, tuple, int], Batch]
 
 
 PAIR_SOURCES: dict[str, PairSource] = {

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -92,6 +92,7 @@ def amp_settings(
     (AVX512-BF16 or AMX) bf16 (measured: lite ×2 steps 1.65× faster, no loss in PSNR); fp32
     on other CPUs, which have no bf16 instructions, and on other devices.
     """
+    dtype: torch.dtype | None
     if precision == "auto":
         if amp and device.type == "cuda":
             dtype = cuda_half_dtype()
@@ -121,14 +122,17 @@ class StepBatches(Sampler[list[int]]):
         return self.steps - self.start
 
 
-def _optimizer_step(optimizer: torch.optim.Optimizer, scaler, found_inf: torch.Tensor) -> None:
+def _optimizer_step(
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, found_inf: torch.Tensor
+) -> None:
     """Step unless the gradients hold inf/NaN, without a host sync: the fused Adam kernel reads
     `found_inf` on the device (the protocol GradScaler itself uses)."""
     if scaler.is_enabled():
         scaler.step(optimizer)
         scaler.update()
     else:
-        optimizer.found_inf = found_inf
+        # Fused Adam reads this attribute (GradScaler's protocol); torch's types omit it.
+        optimizer.found_inf = found_inf  # type: ignore[attr-defined]
         optimizer.step()
 
 
@@ -290,7 +294,8 @@ def _setup(job: TrainJob) -> Run:
     torch.manual_seed(options.seed)  # same initial weights on every rank
     model = AutoModel.from_config(experiment.model).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # `Module.to` takes memory_format, which torch's overloads leave out.
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = ema_copy(model) if cfg.ema else None
     # Fused Adam: one kernel per step, and it honours `found_inf` without a host sync.
     optimizer = torch.optim.Adam(
@@ -306,7 +311,7 @@ def _setup(job: TrainJob) -> Run:
 
     # The step: the pixel step, or the adversarial one for a GAN stage, on the compiled and
     # DDP-wrapped generator; its batches come from the experiment's pair source.
-    step_model = torch.compile(model) if compiled else model
+    step_model = cast(nn.Module, torch.compile(model)) if compiled else model
     step_model = _ddp(step_model, dist, gradient_as_bucket_view=True)
     if adversary is None:
         step_fn = partial(
@@ -327,7 +332,7 @@ def _setup(job: TrainJob) -> Run:
         job=job, dist=dist, precision=precision, channels_last=channels_last, compiled=compiled,
         scaler=scaler, model=model, ema=ema, optimizer=optimizer, adversary=adversary,
         vgg_sha256=vgg_sha256, step_fn=step_fn,
-        make_batch=partial(pair_source.make_batch, context=context),
+        make_batch=partial(pair_source.make_batch, context),
         pair_source=pair_source, params=list(model.parameters()),
         update_ema=None if ema is None else ema_updater(ema, model, cfg.ema_decay),
         key=key, checkpoint_dir=job.checkpoints / key,
@@ -412,7 +417,9 @@ def _apply_update(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     step was skipped for inf/NaN gradients), both on the device."""
     run.scaler.unscale_(run.optimizer)  # no-op without a scaler; clipping needs true gradients
     if run.cfg.grad_clip is None:
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in run.params])
+        grad_norm = torch.nn.utils.get_total_norm(
+            [p.grad for p in run.params if p.grad is not None]
+        )
     else:
         grad_norm = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
     # Gradients are all-reduced, so every rank sees the same verdict.
@@ -468,7 +475,8 @@ class LossWindow:
             row |= {
                 f"train/{name}": total / good for name, total in zip(names, totals, strict=True)
             }
-        self.sums.clear(), self.good_steps.zero_()
+        self.sums.clear()
+        self.good_steps.zero_()
         self.start_step, self.tick, self.paused = step, time.perf_counter(), 0.0
         return row
 
