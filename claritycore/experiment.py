@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import yaml
 from claritycore.config import AdversarialConfig, DegradationConfig, TrainingConfig
 from claritycore.errors import ConfigError
 from claritycore.models import AutoConfig, BaseConfig
+from claritycore.models.discriminators import UNET_MULTIPLE
 from claritycore.presets import get_preset
 from claritycore.schema import as_dict, field_names, parse
 
@@ -50,12 +52,22 @@ class ExperimentConfig:
         if adversarial is not None and adversarial.discriminator == "vgg128" and patch != 128:
             raise ConfigError(
                 f"discriminator vgg128 (ESRGAN's) takes 128² HR patches, not patch_size={patch}; "
-                "set patch_size 128 or adversarial.discriminator unet_sn (any multiple of 16)"
+                "set patch_size 128 or adversarial.discriminator unet_sn (any multiple of "
+                f"{UNET_MULTIPLE})"
             )
         if patch % scale:
             raise ConfigError(
                 f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
                 f"would not align; use a multiple of {scale}, e.g. {scale * max(1, patch // scale)}"
+            )
+        if adversarial is None:
+            return
+        if adversarial.discriminator == "unet_sn" and patch % UNET_MULTIPLE:
+            # Its three stride-2 convolutions must halve the side exactly for the skip sums.
+            side = math.lcm(UNET_MULTIPLE, scale)
+            raise ConfigError(
+                f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, "
+                f"not patch_size={patch}; use e.g. {side * max(1, round(patch / side))}"
             )
 
     def to_dict(self) -> dict[str, Any]:

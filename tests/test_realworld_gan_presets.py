@@ -130,13 +130,21 @@ def test_base_stage_is_the_psnr_presets_own_experiment():
         (lambda: resolve_base(resolve("esrganx4"), {"num_feat": 3}),
          r"base_overrides.num_feat: only training fields apply"),
         (lambda: resolve("esrganx4", {"patch_size": 96}),
-         r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96"),
+         r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96; set "
+         r"patch_size 128 or adversarial.discriminator unet_sn \(any multiple of 8\)$"),
         (lambda: resolve("esrganx4", adversarial={"perceptual_layers": {"conv6_1": 1.0}}),
          r"perceptual_layers names 'conv6_1'; use VGG19 layers: conv1_1"),
         (lambda: resolve("esrganx4", adversarial={"gan_type": "wgan"}),
          r"adversarial.gan_type is 'wgan'; expected one of ragan, vanilla"),
         (lambda: resolve("esrganx4", adversarial={"gan_weight": -1}),
          r"adversarial.gan_weight is -1.0; a loss weight must be >= 0"),
+        (lambda: resolve("esrgan-litex3", {"patch_size": 60}),
+         r"^discriminator unet_sn takes patch sides that are multiples of 8, not "
+         r"patch_size=60; use e.g. 48$"),
+        (lambda: resolve("esrganx4", {"patch_size": 100}, adversarial={"discriminator":
+                                                                        "unet_sn"}),
+         r"^discriminator unet_sn takes patch sides that are multiples of 8, not "
+         r"patch_size=100; use e.g. 96$"),
     ],
 )  # fmt: skip
 def test_bad_section_values_fail_in_one_line(call, message):
