@@ -157,10 +157,12 @@ def test_adversarial_run_logs_every_term_and_starts_from_the_psnr_model(tmp_path
         pretrained=psnr_model)  # fmt: skip
     row = latest(root / "ckpt")["history"][-1]
     terms = ("loss", "loss_pixel", "loss_perceptual", "loss_gan", "loss_d_real", "loss_d_fake",
-             "d_real", "d_fake", "lr", "lr_d")  # fmt: skip
+             "d_real", "d_fake", "d_real_minus_fake", "lr", "lr_d")  # fmt: skip
     assert all(f"train/{t}" in row for t in terms), sorted(row)
     total = row["train/loss_pixel"] + row["train/loss_perceptual"] + row["train/loss_gan"]
     assert row["train/loss"] == pytest.approx(total, rel=1e-5)
+    margin = row["train/d_real"] - row["train/d_fake"]
+    assert row["train/d_real_minus_fake"] == pytest.approx(margin, rel=1e-5, abs=1e-7)
     # Real-ESRGAN's vanilla D loss on logits near 0 is about log 2 for each side.
     assert 0.3 < row["train/loss_d_real"] < 1.5 and 0.3 < row["train/loss_d_fake"] < 1.5
 

@@ -113,11 +113,24 @@ def adversarial_step(
     terms["loss_gan"] = cfg.gan_weight * generator_gan_loss(kind, real_for_g, fake_logits)
     loss = sum(terms.values())
     scaler.scale(loss).backward()
+    d_terms, _ = _discriminator_update(fake.detach(), batch, adversary, autocast, found_inf)
+    terms = {k: v.detach() for k, v in terms.items()}
+    return {"loss": loss.detach(), **terms, **d_terms}
 
-    # Discriminator: real and fake in two backward passes, as BasicSR does (RaGAN compares
-    # each against the other's mean, taken without gradient).
+
+def _discriminator_update(
+    fake: torch.Tensor,
+    batch: Batch,
+    adversary: Adversary,
+    autocast: contextlib.AbstractContextManager,
+    found_inf: Callable[[list[torch.Tensor]], torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One discriminator update on HR (real) and the detached `fake`: its loss terms and mean
+    outputs, and its inf/NaN verdict (1.0 when the update was skipped)."""
+    net_d, kind = adversary.discriminator, adversary.config.gan_type
+    # Real and fake in two backward passes, as BasicSR does (RaGAN compares each against the
+    # other's mean, taken without gradient).
     _requires_grad(net_d, True)
-    fake = fake.detach()
     with autocast:
         fake_reference = None
         if kind == "ragan":
@@ -140,15 +153,16 @@ def adversarial_step(
         optimizer.found_inf = skip
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    terms = {k: v.detach() for k, v in terms.items()}
-    return {
-        "loss": loss.detach(),
-        **terms,
+    real_mean, fake_mean = real_logits.detach().mean(), fake_logits.detach().mean()
+    terms = {
         "loss_d_real": d_real.detach(),
         "loss_d_fake": d_fake.detach(),
-        "d_real": real_logits.detach().mean(),
-        "d_fake": fake_logits.detach().mean(),
+        "d_real": real_mean,
+        "d_fake": fake_mean,
+        # Under RaGAN the two means drift together; only their difference says what D learned.
+        "d_real_minus_fake": real_mean - fake_mean,
     }
+    return terms, skip
 
 
 def batch_maker(
