@@ -69,6 +69,11 @@ class ExperimentConfig:
                 f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, "
                 f"not patch_size={patch}; use e.g. {side * max(1, round(patch / side))}"
             )
+        if adversarial.d_init_steps >= self.training.steps:
+            raise ConfigError(
+                f"adversarial.d_init_steps is {adversarial.d_init_steps}, but the run has only "
+                f"{self.training.steps} steps, so the generator would never train; use fewer"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as data. Bicubic degradation and no GAN stage write no section, so an

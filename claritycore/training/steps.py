@@ -1,11 +1,14 @@
-"""The two training steps, side by side: the L1 (PSNR) step and ESRGAN's adversarial step.
+"""The training steps, side by side: the L1 (PSNR) step and ESRGAN's adversarial step, and the
+discriminator-only step of a GAN stage's first `adversarial.d_init_steps`.
 
-Each takes one batch, computes the generator's loss and backpropagates it; the loop then
+The first two take one batch, compute the generator's loss and backpropagate it; the loop then
 clips, checks and applies the generator's update (the same for both). The adversarial step also
 updates the discriminator, as BasicSR's `ESRGANModel`/`RealESRGANModel.optimize_parameters` do:
 the generator's GAN loss is taken against a frozen discriminator, then the discriminator is
-trained on the HR (real) and the detached output (fake). Each returns its loss terms as device
-tensors, which the loop sums and logs without a host sync.
+trained on the HR (real) and the detached output (fake). The discriminator-only step is that
+second half alone, as BasicSR's steps up to `net_d_init_iters`: the generator gets no gradient,
+and the loop does not update it. Each returns its loss terms as device tensors, which the loop
+sums and logs without a host sync.
 
 `batch_maker` turns the loader's items into `Batch`es (synthesising the LR where the degradation
 asks for it) and `build_adversary` builds what the GAN step needs from the config.
@@ -116,6 +119,25 @@ def adversarial_step(
     d_terms, _ = _discriminator_update(fake.detach(), batch, adversary, autocast, found_inf)
     terms = {k: v.detach() for k, v in terms.items()}
     return {"loss": loss.detach(), **terms, **d_terms}
+
+
+def discriminator_step(
+    generator: nn.Module,
+    batch: Batch,
+    *,
+    adversary: Adversary,
+    autocast: contextlib.AbstractContextManager,
+    found_inf: Callable[[list[torch.Tensor]], torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A step of `adversarial.d_init_steps` (BasicSR's `net_d_init_iters`): the generator's
+    output, without gradient, and one discriminator update on it; no generator loss, so the
+    generator gets no gradient. Returns the discriminator's terms and its inf/NaN verdict,
+    which stands for the step's (there is no generator gradient to judge)."""
+    # BasicSR runs no discriminator forward for the generator in these steps: nor does this
+    # (its BatchNorm statistics and spectral-norm vectors advance with each forward).
+    with torch.no_grad(), autocast:
+        fake = generator(batch.low_res)
+    return _discriminator_update(fake.float(), batch, adversary, autocast, found_inf)
 
 
 def _discriminator_update(

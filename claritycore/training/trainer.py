@@ -55,6 +55,7 @@ from claritycore.training.steps import (
     adversarial_step,
     batch_maker,
     build_adversary,
+    discriminator_step,
     grads_found_inf,
     l1_step,
 )
@@ -311,6 +312,10 @@ def _run(
             adversarial_step, step_model, adversary=adversary, autocast=autocast, scaler=scaler,
             found_inf=grads_found_inf,
         )  # fmt: skip
+    # adversarial.d_init_steps: steps [0, d_init_steps) train the discriminator alone.
+    d_init_steps = 0 if adversary is None else adversary.config.d_init_steps
+    run_d_step = partial(discriminator_step, step_model, adversary=adversary, autocast=autocast,
+                         found_inf=grads_found_inf)  # fmt: skip
     params = list(model.parameters())
     update_ema = ema_updater(ema, model, cfg.ema_decay) if ema is not None else None
     # Device-side accumulators: read back only at log time, so steps never wait on the host.
@@ -356,16 +361,21 @@ def _run(
                 # The discriminator follows the generator's schedule at its own peak.
                 for group in adversary.optimizer.param_groups:
                     group["lr"] = learning_rate * adversary.config.d_lr / cfg.lr
-            losses = run_step(batch)
-            scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true gradients
-            if cfg.grad_clip is None:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            if step < d_init_steps:
+                # No generator gradient, so no generator update; its EMA, equal to it, stays.
+                losses, found_inf = run_d_step(batch)
+                grad_norm = zero
             else:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            # Gradients are all-reduced, so every rank sees the same verdict.
-            found_inf = (~torch.isfinite(grad_norm)).float()
-            _optimizer_step(optimizer, scaler, found_inf)
-            optimizer.zero_grad(set_to_none=True)
+                losses = run_step(batch)
+                scaler.unscale_(optimizer)  # no-op without a scaler; clipping needs true grads
+                if cfg.grad_clip is None:
+                    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+                else:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                # Gradients are all-reduced, so every rank sees the same verdict.
+                found_inf = (~torch.isfinite(grad_norm)).float()
+                _optimizer_step(optimizer, scaler, found_inf)
+                optimizer.zero_grad(set_to_none=True)
             if update_ema is not None:
                 update_ema(step)
             for name, value in losses.items():
@@ -377,7 +387,8 @@ def _run(
             step += 1
             progress.advance(task)
 
-            if step % log_every == 0 or step == cfg.steps:
+            # A row ends the discriminator-only phase, so no row mixes the two phases' terms.
+            if step % log_every == 0 or step in (cfg.steps, d_init_steps):
                 check_finite()
                 now = time.perf_counter()
                 # Every rank reaches this step: average the loss sums over the global batch.
