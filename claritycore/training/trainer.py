@@ -8,7 +8,8 @@ the LR is synthesised here, batched on the training device (per-batch choices ar
 function of (seed, step)).
 
 The step is `l1_step` or, for a GAN stage, `adversarial_step` (steps.py); the loop around them
-is the same.
+is the same. A GAN stage's first `adversarial.d_init_steps` steps are `discriminator_step`s, which
+leave the generator as it is, so the loop skips its update.
 """
 
 from __future__ import annotations
