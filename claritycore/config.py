@@ -458,7 +458,8 @@ class AdversarialConfig:
     """ESRGAN's second stage: the generator, started from the model of the PSNR preset
     `base`, trained with `pixel_weight`·L1 + `perceptual_weight`·VGG19 features +
     `gan_weight`·GAN loss against a discriminator with its own Adam (`d_lr`, `d_betas`; its
-    learning rate follows the generator's schedule, scaled by d_lr/lr)."""
+    learning rate follows the generator's schedule, scaled by d_lr/lr). The first
+    `d_init_steps` steps train the discriminator alone (BasicSR's `net_d_init_iters`)."""
 
     base: str = option(help="the PSNR preset whose model this stage starts from")
     pixel_weight: float = option(
@@ -494,6 +495,11 @@ class AdversarialConfig:
         1e-4, help="discriminator's peak Adam learning rate (it follows the generator's schedule)"
     )
     d_betas: tuple[float, float] = option((0.9, 0.99), help="discriminator's Adam betas")
+    d_init_steps: int = option(
+        0,
+        help="steps that train only the discriminator before the generator's first update "
+        "(BasicSR's net_d_init_iters): D learns to tell the PSNR model's output from HR first",
+    )
 
     def __post_init__(self) -> None:
         for name in ("pixel_weight", "perceptual_weight", "gan_weight"):
@@ -519,9 +525,18 @@ class AdversarialConfig:
             all(0 <= b < 1 for b in self.d_betas),
             f"adversarial.d_betas is {list(self.d_betas)}; use two numbers in [0, 1)",
         )
+        require(
+            self.d_init_steps >= 0,
+            f"adversarial.d_init_steps is {self.d_init_steps}; use an integer >= 0",
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return as_dict(self)
+        """`d_init_steps` only when set: at its default 0 the GAN presets' configs (and their
+        hashes, run keys and DVC run cache) are what they were before the field existed."""
+        values = as_dict(self)
+        if not self.d_init_steps:
+            del values["d_init_steps"]
+        return values
 
 
 # params.yaml's sections by name; `preset` and `overrides` are top-level keys.

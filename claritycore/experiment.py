@@ -47,15 +47,22 @@ class ExperimentConfig:
     adversarial: AdversarialConfig | None = None
 
     def __post_init__(self) -> None:
-        patch, scale = self.training.patch_size, self.model.scale
-        if self.adversarial is not None:
-            error = DISCRIMINATORS[self.adversarial.discriminator].patch_error(patch)
+        patch, scale, adversarial = self.training.patch_size, self.model.scale, self.adversarial
+        if adversarial is not None:
+            error = DISCRIMINATORS[adversarial.discriminator].patch_error(patch, scale)
             if error is not None:
                 raise ConfigError(error)
         if patch % scale:
             raise ConfigError(
                 f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
                 f"would not align; use a multiple of {scale}, e.g. {scale * max(1, patch // scale)}"
+            )
+        if adversarial is None:
+            return
+        if adversarial.d_init_steps >= self.training.steps:
+            raise ConfigError(
+                f"adversarial.d_init_steps is {adversarial.d_init_steps}, but the run has only "
+                f"{self.training.steps} steps, so the generator would never train; use fewer"
             )
 
     def to_dict(self) -> dict[str, Any]:

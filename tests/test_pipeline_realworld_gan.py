@@ -68,11 +68,11 @@ def test_gan_preset_takes_its_psnr_stage_from_the_run_cache(repo: Repo, first: s
     assert "train" not in _ran(out) and {"adversarial", "evaluate"} <= set(_ran(out)), out
     runs = repo.experiments()
     gan, psnr = runs["gan"], runs[first]
-    # The charted curves are the GAN stage's: each loss term and D's outputs.
+    # The charted curves are the GAN stage's: each loss term, D's outputs and their margin.
     logged = gan["metrics"]["dvclive/metrics.json"]["data"]["train"]
-    assert {"loss_pixel", "loss_gan", "loss_d_real", "loss_d_fake", "d_real", "d_fake"} <= set(
-        logged
-    )
+    terms = {"loss_pixel", "loss_gan", "loss_d_real", "loss_d_fake", "d_real", "d_fake"}
+    assert terms | {"d_real_minus_fake"} <= set(logged)
+    assert (repo.path / "dvclive/plots/metrics/train/d_real_minus_fake.tsv").is_file()
     # dvc exp show says which model was scored.
     assert gan["metrics"]["metrics/eval.json"]["data"]["model"] == (
         "esrgan-litex2 (GAN stage from rrdbnet-litex2)"

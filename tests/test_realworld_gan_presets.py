@@ -104,6 +104,24 @@ def test_bicubic_experiments_keep_their_config_and_hash():
     )
 
 
+def test_d_init_steps_parses_and_leaves_the_gan_presets_hashes_as_they_were():
+    # At its default 0 the field is not written: each GAN preset's config, and so its run key
+    # and DVC run cache, is what it was before the field existed (hashes from before it).
+    assert resolve("esrganx4").config_hash() == "21de2b0d70c07f2f"
+    assert resolve("realesrgan-litex2").config_hash() == "bd4d3329e045fe10"
+    assert "d_init_steps" not in resolve("esrganx4").to_dict()["adversarial"]
+    experiment = resolve("esrgan-litex2", {"steps": 10}, adversarial={"d_init_steps": 4})
+    assert experiment.adversarial.d_init_steps == 4
+    assert experiment.to_dict()["adversarial"]["d_init_steps"] == 4
+    again = ExperimentConfig.from_dict(experiment.to_dict())
+    assert again == experiment and again.config_hash() == experiment.config_hash()
+    assert experiment.config_hash() != resolve("esrgan-litex2", {"steps": 10}).config_hash()
+    # Set to 0 it is the preset's own config.
+    assert resolve("esrganx4", adversarial={"d_init_steps": 0}).config_hash() == (
+        "21de2b0d70c07f2f"
+    )
+
+
 def test_psnr_stage_is_the_psnr_presets_own_experiment():
     experiment = resolve("esrgan-litex2", {"steps": 10, "num_block": 4})
     stage = psnr_stage(experiment, {"steps": 20, "lr": 1e-3})
@@ -147,13 +165,28 @@ def test_every_gan_preset_derives_the_stage_its_psnr_preset_resolves_to(name):
         (lambda: psnr_stage(resolve("esrganx4"), {"num_feat": 3}),
          r"base_overrides.num_feat: only training fields apply"),
         (lambda: resolve("esrganx4", {"patch_size": 96}),
-         r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96"),
+         r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96; set "
+         r"patch_size 128 or adversarial.discriminator unet_sn \(any multiple of 8\)$"),
         (lambda: resolve("esrganx4", adversarial={"perceptual_layers": {"conv6_1": 1.0}}),
          r"perceptual_layers names 'conv6_1'; use VGG19 layers: conv1_1"),
         (lambda: resolve("esrganx4", adversarial={"gan_type": "wgan"}),
          r"adversarial.gan_type is 'wgan'; expected one of ragan, vanilla"),
         (lambda: resolve("esrganx4", adversarial={"gan_weight": -1}),
          r"adversarial.gan_weight is -1.0; a loss weight must be >= 0"),
+        (lambda: resolve("esrganx4", adversarial={"d_init_steps": -1}),
+         r"^adversarial.d_init_steps is -1; use an integer >= 0$"),
+        (lambda: resolve("esrganx4", adversarial={"d_init_steps": 2.5}),
+         r"^adversarial.d_init_steps is 2.5; expected an integer$"),
+        (lambda: resolve("esrgan-litex2", {"steps": 400}, adversarial={"d_init_steps": 400}),
+         r"^adversarial.d_init_steps is 400, but the run has only 400 steps, so the generator "
+         r"would never train; use fewer$"),
+        (lambda: resolve("esrgan-litex3", {"patch_size": 60}),
+         r"^discriminator unet_sn takes patch sides that are multiples of 8, not "
+         r"patch_size=60; use e.g. 48$"),
+        (lambda: resolve("esrganx4", {"patch_size": 100}, adversarial={"discriminator":
+                                                                        "unet_sn"}),
+         r"^discriminator unet_sn takes patch sides that are multiples of 8, not "
+         r"patch_size=100; use e.g. 96$"),
     ],
 )  # fmt: skip
 def test_bad_section_values_fail_in_one_line(call, message):

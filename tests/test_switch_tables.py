@@ -60,5 +60,5 @@ def test_each_pair_source_makes_batches_of_the_right_shapes(tmp_path, kind):
 
 @pytest.mark.parametrize("patch", [96, 128, 192, 100])
 def test_each_discriminator_states_the_patches_it_takes(patch):
-    assert (DISCRIMINATORS["vgg128"].patch_error(patch) is None) == (patch == 128)
-    assert (DISCRIMINATORS["unet_sn"].patch_error(patch) is None) == (patch % 8 == 0)
+    assert (DISCRIMINATORS["vgg128"].patch_error(patch, 4) is None) == (patch == 128)
+    assert (DISCRIMINATORS["unet_sn"].patch_error(patch, 4) is None) == (patch % 8 == 0)

@@ -4,6 +4,7 @@ loss term is logged; a missing VGG19 stops the run before any step."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -136,6 +137,78 @@ def test_adversarial_run_resumes_bitwise_after_sigkill(tmp_path, store, vgg, psn
     assert payload["adversarial"]["discriminator"] == "unet_sn"
 
 
+def test_run_resumed_in_the_discriminator_only_phase_is_the_unbroken_run(tmp_path, store, vgg,
+                                                                         psnr_model):  # fmt: skip
+    # Killed after the step-3 checkpoint, two steps before the generator's first update.
+    d_only = (GAN[0], GAN[1], {**ADVERSARIAL, "d_init_steps": 5})
+    options = {**OPTIONS, "vgg_weights": str(vgg)}
+    crashed, straight = tmp_path / "crashed", tmp_path / "straight"
+    kwargs = {"pretrained": str(psnr_model)}
+    assert _child(crashed, store, d_only, options, kill=True, **kwargs) == -signal.SIGKILL
+    state = latest(crashed / "ckpt")
+    assert state["step"] == 3 and state["optimizer"]["state"] == {}  # no generator step yet
+    assert _child(crashed, store, d_only, options, kill=False, **kwargs) == 0
+    assert _child(straight, store, d_only, options, kill=False, **kwargs) == 0
+    _assert_same_weights(crashed, straight)
+    finals = [latest(root / "ckpt") for root in (crashed, straight)]
+    for name, tensor in finals[1]["discriminator"].items():
+        assert torch.equal(finals[0]["discriminator"][name], tensor), name
+    # The logged terms too, row by row (timings aside): the generator's from step 6 only.
+    logged = [[{k: v for k, v in row.items() if k.startswith(("train/loss", "train/d_"))}
+               for row in final["history"]] for final in finals]  # fmt: skip
+    assert logged[0] == logged[1] and len(logged[0]) == 8
+    assert ["train/loss_gan" in row for row in logged[0]] == [False] * 5 + [True] * 3
+
+
+def test_d_init_steps_train_the_discriminator_alone_first(tmp_path, store, vgg, psnr_model,
+                                                          monkeypatch):  # fmt: skip
+    """adversarial.d_init_steps=5: after each of steps 1-5 the generator and its EMA are the
+    PSNR model's and its Adam has no state, while the discriminator learns; from step 6 both
+    train. The log has no generator term before step 6, and a row at step 5 ends that phase."""
+    from claritycore.training import checkpoint
+
+    experiment = resolve(GAN[0], {**GAN[1], "steps": 20},
+                         adversarial={**ADVERSARIAL, "d_init_steps": 5})  # fmt: skip
+    saved: dict[int, dict] = {}
+    save = checkpoint.save
+
+    def recording_save(directory, **kwargs):
+        copies = {part: copy.deepcopy(kwargs[part].state_dict()) for part in ("model", "ema")}
+        copies["d"] = copy.deepcopy(kwargs["adversary"].discriminator.state_dict())
+        copies["g_adam"] = copy.deepcopy(kwargs["optimizer"].state_dict()["state"])
+        saved[kwargs["step"]] = copies
+        return save(directory, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", recording_save)
+    run(tmp_path, experiment, quick_options(vgg_weights=str(vgg), save_every=1, log_every=2),
+        store, pretrained=psnr_model)  # fmt: skip
+    start = torch.load(psnr_model, weights_only=True)["state_dict"]
+    for step in range(1, 6):
+        assert saved[step]["g_adam"] == {}, step
+        for part in ("model", "ema"):
+            for name, tensor in start.items():
+                assert torch.equal(saved[step][part][name], tensor), (step, part, name)
+    learned = [k for k in saved[1]["d"] if not torch.equal(saved[1]["d"][k], saved[5]["d"][k])]
+    assert learned  # steps 2-5 moved the discriminator
+    assert saved[6]["g_adam"] and any(
+        not torch.equal(saved[6]["model"][k], start[k]) for k in start
+    )
+
+    rows = latest(tmp_path / "ckpt")["history"]
+    assert [row["step"] for row in rows] == [2, 4, 5, *range(6, 21, 2)]
+    generator_terms = ("train/loss", "train/loss_pixel", "train/loss_perceptual", "train/loss_gan")
+    for row in rows:
+        d_only = row["step"] <= 5
+        assert all((t in row) != d_only for t in generator_terms), row
+        assert (row["train/grad_norm"] == 0.0) == d_only, row
+        assert row["train/d_real_minus_fake"] == pytest.approx(
+            row["train/d_real"] - row["train/d_fake"], rel=1e-5, abs=1e-6
+        )
+        # RaGAN's discriminator terms start at ln 2 / 2 = 0.347 each (logits near 0).
+        assert row["train/loss_d_real"] == pytest.approx(0.347, abs=0.05)
+        assert row["train/loss_d_fake"] == pytest.approx(0.347, abs=0.05)
+
+
 def test_adversarial_run_logs_every_term_and_starts_from_the_psnr_model(tmp_path, store, vgg,
                                                                         psnr_model):  # fmt: skip
     # Real-ESRGAN's vanilla GAN on its degradations, on the ESRGAN preset's tiny model.
@@ -157,10 +230,12 @@ def test_adversarial_run_logs_every_term_and_starts_from_the_psnr_model(tmp_path
         pretrained=psnr_model)  # fmt: skip
     row = latest(root / "ckpt")["history"][-1]
     terms = ("loss", "loss_pixel", "loss_perceptual", "loss_gan", "loss_d_real", "loss_d_fake",
-             "d_real", "d_fake", "lr", "lr_d")  # fmt: skip
+             "d_real", "d_fake", "d_real_minus_fake", "lr", "lr_d")  # fmt: skip
     assert all(f"train/{t}" in row for t in terms), sorted(row)
     total = row["train/loss_pixel"] + row["train/loss_perceptual"] + row["train/loss_gan"]
     assert row["train/loss"] == pytest.approx(total, rel=1e-5)
+    margin = row["train/d_real"] - row["train/d_fake"]
+    assert row["train/d_real_minus_fake"] == pytest.approx(margin, rel=1e-5, abs=1e-7)
     # Real-ESRGAN's vanilla D loss on logits near 0 is about log 2 for each side.
     assert 0.3 < row["train/loss_d_real"] < 1.5 and 0.3 < row["train/loss_d_fake"] < 1.5
 

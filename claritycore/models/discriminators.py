@@ -10,6 +10,7 @@ weights move between BasicSR, Real-ESRGAN and ClarityCore unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,33 +123,36 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-def _vgg128_patch_error(patch_size: int) -> str | None:
+def _vgg128_patch_error(patch_size: int, scale: int) -> str | None:
     if patch_size == 128:
         return None
     return (
         f"discriminator vgg128 (ESRGAN's) takes 128² HR patches, not patch_size={patch_size}; "
-        f"set patch_size 128, or adversarial.discriminator unet_sn (any multiple of "
+        "set patch_size 128 or adversarial.discriminator unet_sn (any multiple of "
         f"{UNET_MULTIPLE})"
     )
 
 
-def _unet_patch_error(patch_size: int) -> str | None:
+def _unet_patch_error(patch_size: int, scale: int) -> str | None:
     if patch_size % UNET_MULTIPLE == 0:
         return None
-    nearest = UNET_MULTIPLE * max(1, patch_size // UNET_MULTIPLE)
+    # Its three stride-2 convolutions must halve the side exactly for the skip sums; the
+    # suggestion is also a multiple of the scale, so the LR patch aligns.
+    side = math.lcm(UNET_MULTIPLE, scale)
     return (
-        f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, but "
-        f"patch_size is {patch_size}; use e.g. {nearest}"
+        f"discriminator unet_sn takes patch sides that are multiples of {UNET_MULTIPLE}, not "
+        f"patch_size={patch_size}; use e.g. {side * max(1, round(patch_size / side))}"
     )
 
 
 @dataclass(frozen=True)
 class DiscriminatorKind:
     """One discriminator: its builder from the base channel count, and why it cannot take HR
-    patches of a given side (None when it can), checked when the experiment is resolved."""
+    patches of a given side at a scale (None when it can), checked when the experiment is
+    resolved."""
 
     build: Callable[[int], nn.Module]
-    patch_error: Callable[[int], str | None]
+    patch_error: Callable[[int, int], str | None]
 
 
 DISCRIMINATORS: dict[str, DiscriminatorKind] = {
@@ -163,7 +167,7 @@ def build_discriminator(kind: str, num_feat: int, patch_size: int) -> nn.Module:
     """The discriminator `kind` for HR patches of `patch_size`, or a one-line ConfigError
     before any work if it cannot take them."""
     entry = DISCRIMINATORS[kind]
-    error = entry.patch_error(patch_size)
+    error = entry.patch_error(patch_size, 1)
     if error is not None:
         raise ConfigError(error)
     return entry.build(num_feat)

@@ -33,14 +33,17 @@ class MetricLog:
             self.live.make_summary()
 
     def _write(self, row: dict[str, float]) -> None:
-        self.live.step = int(row["step"])
+        live = self.live
+        if live is None:
+            return
+        live.step = int(row["step"])
         for name, value in row.items():
             if name != "step":
-                self.live.log_metric(name, value)
+                live.log_metric(name, value)
             if name in CURVES_ONLY:
                 # dvclive nests "train/lr" as {"train": {"lr": ...}} in its summary.
                 section, key = name.split("/")
-                self.live.summary[section].pop(key)
+                live.summary[section].pop(key)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         """Append a row at `step` (kept in the history, so checkpoints carry it)."""

@@ -1,11 +1,14 @@
-"""The two training steps, side by side: the pixel-loss (PSNR) step and ESRGAN's adversarial step.
+"""The training steps, side by side: the pixel-loss (PSNR) step and ESRGAN's adversarial step,
+and the discriminator-only step of a GAN stage's first `adversarial.d_init_steps`.
 
-Each takes one batch, computes the generator's loss and backpropagates it; the loop then
+The first two take one batch, compute the generator's loss and backpropagate it; the loop then
 clips, checks and applies the generator's update (the same for both). The adversarial step also
 updates the discriminator, as BasicSR's `ESRGANModel`/`RealESRGANModel.optimize_parameters` do:
 the generator's GAN loss is taken against a frozen discriminator, then the discriminator is
-trained on the HR (real) and the detached output (fake). Each returns its loss terms as device
-tensors, which the loop sums and logs without a host sync.
+trained on the HR (real) and the detached output (fake). The discriminator-only step is that
+second half alone, as BasicSR's steps up to `net_d_init_iters`: the generator gets no gradient,
+and the loop does not update it. Each returns its loss terms as device tensors, which the loop
+sums and logs without a host sync.
 
 `build_adversary` builds what the GAN step needs from the config.
 """
@@ -15,13 +18,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from claritycore.config import AdversarialConfig, RunOptions
-from claritycore.experiment import ExperimentConfig
 from claritycore.models.discriminators import build_discriminator
 from claritycore.training.gan_losses import GAN_LOSSES, GanLoss
 from claritycore.training.pair_sources import Batch
@@ -77,12 +80,12 @@ def adversarial_step(
     one discriminator update. `found_inf(grads)` is the loop's inf/NaN verdict, so a bad
     discriminator step is skipped as the generator's is."""
     cfg, net_d, gan = adversary.config, adversary.discriminator, adversary.gan_loss
+    real_reference = None
     # Generator: the discriminator is a fixed function here (no gradients into its weights);
     # the plain module, so DDP all-reduces only the discriminator's own update below. The
     # discriminator runs in BasicSR's order (its BatchNorm statistics and spectral-norm power
     # iterations advance with every forward, so the order is part of the recipe).
     _requires_grad(net_d, False)
-    real_reference = None
     with autocast:
         if gan.relativistic:
             with torch.no_grad():
@@ -96,13 +99,45 @@ def adversarial_step(
             perceptual = adversary.perceptual(fake, batch.perceptual_target)
         terms["loss_perceptual"] = cfg.perceptual_weight * perceptual.float()
     terms["loss_gan"] = cfg.gan_weight * gan.generator(real_reference, fake_logits)
-    loss = sum(terms.values())
+    loss = cast(torch.Tensor, sum(terms.values()))
     scaler.scale(loss).backward()
+    d_terms, _ = _discriminator_update(fake.detach(), batch, adversary, autocast, found_inf)
+    terms = {k: v.detach() for k, v in terms.items()}
+    return {"loss": loss.detach(), **terms, **d_terms}
 
-    # Discriminator: real and fake in two backward passes, as BasicSR does (RaGAN compares
-    # each against the other's mean, taken without gradient).
+
+def discriminator_step(
+    generator: nn.Module,
+    batch: Batch,
+    *,
+    adversary: Adversary,
+    autocast: contextlib.AbstractContextManager,
+    found_inf: Callable[[list[torch.Tensor]], torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A step of `adversarial.d_init_steps` (BasicSR's `net_d_init_iters`): the generator's
+    output, without gradient, and one discriminator update on it; no generator loss, so the
+    generator gets no gradient. Returns the discriminator's terms and its inf/NaN verdict,
+    which stands for the step's (there is no generator gradient to judge)."""
+    # BasicSR runs no discriminator forward for the generator in these steps: nor does this
+    # (its BatchNorm statistics and spectral-norm vectors advance with each forward).
+    with torch.no_grad(), autocast:
+        fake = generator(batch.low_res)
+    return _discriminator_update(fake.float(), batch, adversary, autocast, found_inf)
+
+
+def _discriminator_update(
+    fake: torch.Tensor,
+    batch: Batch,
+    adversary: Adversary,
+    autocast: contextlib.AbstractContextManager,
+    found_inf: Callable[[list[torch.Tensor]], torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One discriminator update on HR (real) and the detached `fake`: its loss terms and mean
+    outputs, and its inf/NaN verdict (1.0 when the update was skipped)."""
+    net_d, gan = adversary.discriminator, adversary.gan_loss
+    # Real and fake in two backward passes, as BasicSR does (RaGAN compares each against the
+    # other's mean, taken without gradient).
     _requires_grad(net_d, True)
-    fake = fake.detach()
     with autocast:
         fake_reference = None
         if gan.relativistic:
@@ -118,26 +153,37 @@ def adversarial_step(
     optimizer = adversary.optimizer
     adversary.scaler.unscale_(optimizer)
     skip = found_inf([p.grad for p in net_d.parameters() if p.grad is not None])
-    if adversary.scaler.is_enabled():
-        adversary.scaler.step(optimizer)
-        adversary.scaler.update()
-    else:
-        optimizer.found_inf = skip
-        optimizer.step()
+    optimizer_step(optimizer, adversary.scaler, skip)
     optimizer.zero_grad(set_to_none=True)
-    terms = {k: v.detach() for k, v in terms.items()}
-    return {
-        "loss": loss.detach(),
-        **terms,
+    real_mean, fake_mean = real_logits.detach().mean(), fake_logits.detach().mean()
+    terms = {
         "loss_d_real": d_real.detach(),
         "loss_d_fake": d_fake.detach(),
-        "d_real": real_logits.detach().mean(),
-        "d_fake": fake_logits.detach().mean(),
+        "d_real": real_mean,
+        "d_fake": fake_mean,
+        # Under RaGAN the two means drift together; only their difference says what D learned.
+        "d_real_minus_fake": real_mean - fake_mean,
     }
+    return terms, skip
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, found_inf: torch.Tensor
+) -> None:
+    """Step unless the gradients hold inf/NaN, without a host sync: the fused Adam kernel reads
+    `found_inf` on the device (the protocol GradScaler itself uses)."""
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        # Fused Adam reads this attribute (GradScaler's protocol); torch's types omit it.
+        optimizer.found_inf = found_inf  # type: ignore[attr-defined]
+        optimizer.step()
 
 
 def build_adversary(
-    experiment: ExperimentConfig,
+    cfg: AdversarialConfig,
+    patch_size: int,
     options: RunOptions,
     device: torch.device,
     use_scaler: bool,
@@ -146,14 +192,11 @@ def build_adversary(
     """The discriminator, its Adam and scaler, and the perceptual loss of a GAN stage, with the
     sha256 of the VGG19 file used (None at perceptual weight 0). A missing or wrong VGG19
     stops here, before any step."""
-    cfg = experiment.adversarial
     perceptual, vgg_sha256 = None, None
     if cfg.perceptual_weight > 0:
         vgg_path, vgg_sha256 = resolve_vgg19(options.vgg_weights)
         perceptual = PerceptualLoss(cfg.perceptual_layers, vgg_path).to(device)
-    discriminator = build_discriminator(
-        cfg.discriminator, cfg.d_num_feat, experiment.training.patch_size
-    ).to(device)
+    discriminator = build_discriminator(cfg.discriminator, cfg.d_num_feat, patch_size).to(device)
     optimizer = torch.optim.Adam(
         discriminator.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True
     )

@@ -7,7 +7,8 @@ step, and 1 process with batch B sees the same samples as W processes with B/W. 
 becomes a training pair is the experiment's pair source (pair_sources.py).
 
 The step is `pixel_step` or, for a GAN stage, `adversarial_step` (steps.py); the loop around
-them is the same.
+them is the same. A GAN stage's first `adversarial.d_init_steps` steps are `discriminator_step`s,
+which leave the generator as it is, so the loop applies no generator update for them.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ from claritycore.training.steps import (
     Adversary,
     adversarial_step,
     build_adversary,
+    discriminator_step,
     grads_found_inf,
+    optimizer_step,
     pixel_step,
 )
 
@@ -120,20 +123,6 @@ class StepBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.steps - self.start
-
-
-def _optimizer_step(
-    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, found_inf: torch.Tensor
-) -> None:
-    """Step unless the gradients hold inf/NaN, without a host sync: the fused Adam kernel reads
-    `found_inf` on the device (the protocol GradScaler itself uses)."""
-    if scaler.is_enabled():
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        # Fused Adam reads this attribute (GradScaler's protocol); torch's types omit it.
-        optimizer.found_inf = found_inf  # type: ignore[attr-defined]
-        optimizer.step()
 
 
 def read_pretrained(path: Path) -> torch.nn.Module:
@@ -238,6 +227,9 @@ class Run:
     adversary: Adversary | None
     vgg_sha256: str | None
     step_fn: Callable[[Batch], dict[str, torch.Tensor]]
+    # adversarial.d_init_steps: steps [0, d_init_steps) train the discriminator alone.
+    d_init_steps: int
+    d_step_fn: Callable[[Batch], tuple[dict[str, torch.Tensor], torch.Tensor]] | None
     make_batch: Callable[[tuple, int], Batch]
     pair_source: PairSource
     params: list[nn.Parameter]  # the generator's, listed once (not on every step)
@@ -306,8 +298,9 @@ def _setup(job: TrainJob) -> Run:
     adversary, vgg_sha256 = None, None
     if experiment.adversarial is not None:
         adversary, vgg_sha256 = build_adversary(
-            experiment, options, device, use_scaler, partial(_ddp, dist=dist)
-        )
+            experiment.adversarial, cfg.patch_size, options, device, use_scaler,
+            partial(_ddp, dist=dist),
+        )  # fmt: skip
 
     # The step: the pixel step, or the adversarial one for a GAN stage, on the compiled and
     # DDP-wrapped generator; its batches come from the experiment's pair source.
@@ -323,6 +316,10 @@ def _setup(job: TrainJob) -> Run:
             adversarial_step, step_model, adversary=adversary, autocast=autocast, scaler=scaler,
             found_inf=grads_found_inf,
         )  # fmt: skip
+    d_step_fn = None if adversary is None else partial(
+        discriminator_step, step_model, adversary=adversary, autocast=autocast,
+        found_inf=grads_found_inf,
+    )  # fmt: skip
     pair_source = PAIR_SOURCES[experiment.degradation.type]
     context = BatchContext(
         experiment.degradation, experiment.model.scale, options.seed, device, channels_last
@@ -331,7 +328,8 @@ def _setup(job: TrainJob) -> Run:
     return Run(
         job=job, dist=dist, precision=precision, channels_last=channels_last, compiled=compiled,
         scaler=scaler, model=model, ema=ema, optimizer=optimizer, adversary=adversary,
-        vgg_sha256=vgg_sha256, step_fn=step_fn,
+        vgg_sha256=vgg_sha256, step_fn=step_fn, d_step_fn=d_step_fn,
+        d_init_steps=0 if adversary is None else adversary.config.d_init_steps,
         make_batch=partial(pair_source.make_batch, context),
         pair_source=pair_source, params=list(model.parameters()),
         update_ema=None if ema is None else ema_updater(ema, model, cfg.ema_decay),
@@ -412,6 +410,19 @@ def _set_learning_rates(run: Run, step: int) -> float:
     return learning_rate
 
 
+def _train_step(
+    run: Run, batch: Batch, step: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One step's losses, the generator's gradient norm and 1.0 if the step was skipped."""
+    if step < run.d_init_steps and run.d_step_fn is not None:
+        # The discriminator alone: no generator gradient, so no generator update (its EMA,
+        # equal to it, stays so); the discriminator's verdict stands for the step's.
+        losses, found_inf = run.d_step_fn(batch)
+        return losses, torch.zeros_like(found_inf), found_inf
+    losses = run.step_fn(batch)
+    return losses, *_apply_update(run, step)
+
+
 def _apply_update(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip, check and apply the generator's gradients, then the EMA: (grad norm, 1.0 if the
     step was skipped for inf/NaN gradients), both on the device."""
@@ -424,7 +435,7 @@ def _apply_update(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         grad_norm = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
     # Gradients are all-reduced, so every rank sees the same verdict.
     found_inf = (~torch.isfinite(grad_norm)).float()
-    _optimizer_step(run.optimizer, run.scaler, found_inf)
+    optimizer_step(run.optimizer, run.scaler, found_inf)
     run.optimizer.zero_grad(set_to_none=True)
     if run.update_ema is not None:
         run.update_ema(step)
@@ -566,15 +577,15 @@ def _run(job: TrainJob) -> Path:
             # One step: the batch, the rates for this step, the losses, the update.
             batch = run.make_batch(item, step)
             learning_rate = _set_learning_rates(run, step)
-            losses = run.step_fn(batch)
-            grad_norm, found_inf = _apply_update(run, step)
+            losses, grad_norm, found_inf = _train_step(run, batch, step)
             window.add(losses, found_inf)
             step += 1
             progress.advance(task)
             last = step == cfg.steps
 
             # Log: the window's mean losses and speed (every rank: the means are all-reduced).
-            if step % run.log_every == 0 or last:
+            # A row also ends the discriminator-only phase, so no row mixes the two phases.
+            if step % run.log_every == 0 or last or step == run.d_init_steps:
                 window.check_finite(options.max_nonfinite, step, last_saved)
                 row = {"train/lr": learning_rate, "train/grad_norm": float(grad_norm)}
                 if run.adversary is not None:
