@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 from claritycore.experiment import HASH_COMMENT, ExperimentConfig, override_keys, resolve
 from claritycore.presets import PRESETS
 from stages.resolve import app
+from tests.committed import committed_text, committed_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_params(folder: Path, preset: str, **overrides: object) -> Path:
     """params.yaml of the repo with `preset` and `overrides` set, written into `folder`."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     params["preset"] = preset
     params["overrides"].update(overrides)
     path = folder / "params.yaml"
@@ -34,9 +35,9 @@ def run_resolve(tmp_path: Path, preset: str, **overrides: object):
     return result, output
 
 
-def written_hash(path: Path) -> str:
+def written_hash(text: str) -> str:
     """The hash in build/config.yaml's comment (not a key: DVC shows keys as params)."""
-    return HASH_COMMENT.search(path.read_text()).group(1)
+    return HASH_COMMENT.search(text).group(1)
 
 
 def test_writes_resolved_config_with_hash(tmp_path):
@@ -53,7 +54,7 @@ def test_writes_resolved_config_with_hash(tmp_path):
     assert written["training"]["patch_size"] == PRESETS["rrdbnet-litex2"].training.patch_size
     experiment = ExperimentConfig.from_dict(written)
     assert experiment == resolve("rrdbnet-litex2", {"steps": 4, "batch_size": 2, "lr": 1e-3})
-    assert written_hash(output) == experiment.config_hash()
+    assert written_hash(output.read_text()) == experiment.config_hash()
     assert "config_hash" not in written  # what `dvc exp show` reads as params
 
 
@@ -62,7 +63,7 @@ def test_different_overrides_give_different_hashes(tmp_path):
     (tmp_path / "b").mkdir()
     _, first = run_resolve(tmp_path / "a", "rrdbnet-litex4", steps=4)
     _, second = run_resolve(tmp_path / "b", "rrdbnet-litex4", steps=5)
-    hashes = {written_hash(p) for p in (first, second)}
+    hashes = {written_hash(p.read_text()) for p in (first, second)}
     assert len(hashes) == 2
 
 
@@ -113,7 +114,7 @@ def test_error_exits_without_traceback(tmp_path):
 
 
 def test_params_list_every_override_key_as_null():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     keys = {key for name in PRESETS for key in override_keys(name)}
     assert set(params["overrides"]) == keys
     assert all(value is None for value in params["overrides"].values())
@@ -123,8 +124,8 @@ def test_params_list_every_override_key_as_null():
 
 def test_committed_config_matches_params():
     """build/config.yaml in git is what resolve makes of params.yaml (else it is stale)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    committed = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
+    params = committed_yaml("params.yaml")
+    committed = committed_text("build/config.yaml")
     experiment = resolve(params["preset"], params["overrides"])
-    assert committed == experiment.to_dict()
-    assert written_hash(ROOT / "build" / "config.yaml") == experiment.config_hash()
+    assert yaml.safe_load(committed) == experiment.to_dict()
+    assert written_hash(committed) == experiment.config_hash()
