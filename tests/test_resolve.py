@@ -28,11 +28,17 @@ def write_params(folder: Path, preset: str, **overrides: object) -> Path:
     return path
 
 
+def resolve_args(params: Path, build: Path) -> list[str]:
+    """The stage's arguments with both outputs under `build`: its defaults are relative to the
+    working directory, the repository's own build/ when pytest runs there."""
+    return ["--params", str(params), "--output", str(build / "config.yaml"),
+            "--base", str(build / "base.yaml")]  # fmt: skip
+
+
 def run_resolve(tmp_path: Path, preset: str, **overrides: object):
     params = write_params(tmp_path, preset, **overrides)
-    output = tmp_path / "build" / "config.yaml"
-    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(output)])
-    return result, output
+    result = CliRunner().invoke(app, resolve_args(params, tmp_path / "build"))
+    return result, tmp_path / "build" / "config.yaml"
 
 
 def written_hash(text: str) -> str:
@@ -94,16 +100,16 @@ def test_scale_without_an_extracted_store_is_refused(tmp_path):
     values = yaml.safe_load(params.read_text())
     values["data"]["scales"] = [2, 4]
     params.write_text(yaml.safe_dump(values))
-    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(tmp_path / "c")])
+    result = CliRunner().invoke(app, resolve_args(params, tmp_path / "build"))
     assert result.exit_code == 2
     assert "scale 8" in result.output and "data.scales" in result.output
-    assert not (tmp_path / "c").exists()
+    assert not (tmp_path / "build").exists()
 
 
 def test_error_exits_without_traceback(tmp_path):
     params = write_params(tmp_path, "rrdbnet-litex4", patch_size=30)
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.resolve", "--params", str(params)],
+        [sys.executable, "-m", "stages.resolve", *resolve_args(params, tmp_path / "build")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -129,3 +135,12 @@ def test_committed_config_matches_params():
     experiment = resolve(params["preset"], params["overrides"])
     assert yaml.safe_load(committed) == experiment.to_dict()
     assert written_hash(committed) == experiment.config_hash()
+
+
+def test_committed_build_files_are_what_resolve_writes(tmp_path):
+    """Both files in git, byte for byte, as the stage writes them from params.yaml in git."""
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
+    result = CliRunner().invoke(app, resolve_args(tmp_path / "params.yaml", tmp_path / "build"))
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "base.yaml"):
+        assert (tmp_path / "build" / name).read_text() == committed_text(f"build/{name}"), name
