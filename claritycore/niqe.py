@@ -87,9 +87,12 @@ def _half_size(image: np.ndarray) -> np.ndarray:
 
     NIQE turns one-ulp changes of this image into score changes of up to 4e-3 (through the
     float32 variance in `_mscn`), so the same products must be rounded the same way: one
-    float32 matrix-vector product of 8 taps per output row, then per output column, each on
-    a contiguous copy of the taps' input lines, as BasicSR's `imresize` does. A vectorised
-    resize (claritycore.resize, within 3e-7 of it) moves the score by up to 4e-3.
+    float32 matrix-vector product of 8 taps per output row, then per output column, as
+    BasicSR's `imresize` does. A vectorised resize (claritycore.resize, within 3e-7 of it)
+    moves the score by up to 4e-3. Each product reads a contiguous copy of the taps' input
+    lines where BasicSR's reads a strided view into its padded image: the same on an Intel
+    Xeon with AMX, but an AMD EPYC's BLAS rounds the two differently (up to 2.1e-3 in the
+    score; tests/fixtures/README.md).
     """
     lines = torch.from_numpy(image / np.float32(255))
     for axis in (0, 1):

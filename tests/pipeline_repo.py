@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.committed import export_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,22 +87,6 @@ class Repo:
         return found
 
 
-def copy_project(dest: Path) -> None:
-    """The files git would ship (tracked, plus untracked ones not ignored) copied to `dest`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
 def metric(data: dict[str, Any], path: str, key: str) -> float:
     """Metric `key` of file `path`; dvclive nests "val/psnr_y" as {"val": {"psnr_y": ...}}."""
     value = data["metrics"][path]["data"]
@@ -115,9 +100,11 @@ def config_param(data: dict[str, Any], section: str, key: str) -> Any:
 
 
 def make_repo(path: Path) -> Repo:
-    """A copy of the project at `path` as a fresh git repository with one commit."""
+    """The project as git holds it (tests/committed.py: not the workspace's params.yaml, build/
+    and dvc.lock, which README command 1 rewrites) at `path`, a fresh git repository with one
+    commit."""
     path.mkdir(parents=True)
-    copy_project(path)
+    export_project(path)
     repo = Repo(path)
     repo.run("git", "init", "-q", "-b", "main")
     repo.run("git", "add", "-A")

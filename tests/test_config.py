@@ -25,6 +25,7 @@ from claritycore.config import (
 )
 from claritycore.errors import ConfigError
 from claritycore.schema import as_dict, field_names, load_yaml
+from tests.committed import committed_text, committed_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("section", SECTIONS)
 def test_params_yaml_documents_every_default(section):
     """params.yaml lists each field of the section with the dataclass default, and no other."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     defaults = as_dict(SECTIONS[section]())
     assert params[section] == defaults
 
 
 def test_params_yaml_top_level_is_the_default_experiment():
-    params = load_params(ROOT / "params.yaml")
+    params = committed_yaml("params.yaml")
     assert read_experiment_params(params).preset == ExperimentParams().preset
     assert set(params) == {
         "preset", "overrides", "degradation", "adversarial", "base_overrides", *SECTIONS
@@ -48,7 +49,7 @@ def test_params_yaml_top_level_is_the_default_experiment():
 def test_params_yaml_lists_every_experiment_section_key_as_null():
     """Each key `dvc exp run -S` may set: every degradation field, every adversarial field but
     the preset's base, every training field of the base stage; null keeps the preset's value."""
-    params = load_params(ROOT / "params.yaml")
+    params = committed_yaml("params.yaml")
     expected = {
         "degradation": field_names(DegradationConfig),
         "adversarial": [k for k in field_names(AdversarialConfig) if k != "base"],
@@ -135,7 +136,7 @@ def _stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_every_stage_reports_bad_params_in_one_line(tmp_path, stage, args, edit, message):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     for key, value in edit.items():
         params[key] = {**params[key], **value} if isinstance(value, dict) else value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -148,8 +149,8 @@ def test_every_stage_reports_bad_params_in_one_line(tmp_path, stage, args, edit,
 
 def test_stale_resolved_config_is_one_line(tmp_path):
     (tmp_path / "build").mkdir()
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    config = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
+    config = committed_yaml("build/config.yaml")
     config["training"]["steps"] = 7
     (tmp_path / "build" / "base.yaml").write_text(yaml.safe_dump(config))
     proc = _stage("train", tmp_path)

@@ -77,7 +77,7 @@ def test_sizes_each_discriminator_takes():
     assert unet(torch.rand(1, 3, 40, 72)).shape == (1, 1, 40, 72)
     with pytest.raises(ValueError, match=r"multiples of 8, got 60×64"):
         unet(torch.rand(1, 3, 60, 64))
-    with pytest.raises(ConfigError, match="multiples of 8, not patch_size=100; use e.g. 96"):
+    with pytest.raises(ConfigError, match=r"multiples of 8, not patch_size=100; use e\.g\. 96"):
         build_discriminator("unet_sn", 8, 100)
 
 

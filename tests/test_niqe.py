@@ -1,5 +1,6 @@
-"""NIQE equals BasicSR 1.4.2's `calculate_niqe` (tests/fixtures/niqe_reference.json, made by
-tests/fixtures/make_niqe_fixture.py) and is undefined (NaN) where it should be."""
+"""NIQE equals BasicSR 1.4.2's `calculate_niqe` as it computes on each CPU recorded
+(tests/fixtures/niqe_reference.json, made by tests/fixtures/make_niqe_fixture.py) and is
+undefined (NaN) where it should be."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from tests.fixtures.niqe_images import SHARED, pixels
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "niqe_reference.json").read_text())
 ENTRIES = FIXTURE["images"]
+# BasicSR's own value moves by up to 2.1e-3 between CPUs, and ours differs from it by up to
+# 2.10e-3 (measured across both CPUs and torch 2.13.0/2.14.1; tests/fixtures/README.md).
+TOLERANCE = 3e-3
 
 
 def _id(entry: dict) -> str:
@@ -28,15 +32,19 @@ def test_matches_basicsr(entry: dict) -> None:
     if entry["image"].startswith("Set") and not SHARED.is_dir():
         pytest.skip("../shared/benchmarks is not here (a user's clone)")
     got = niqe(pixels(entry), crop_border=entry["crop_border"])
-    assert abs(got - entry["niqe"]) < 1e-3, (got, entry["niqe"])
+    assert all(abs(got - ref) < TOLERANCE for ref in entry["niqe"].values()), (got, entry["niqe"])
 
 
 def test_fixture_covers_every_path() -> None:
-    """Colour, greyscale, flat areas (blocks left out) and Set5/Set14 are all in it."""
+    """Colour, greyscale, flat areas (blocks left out) and Set5/Set14 are all in it, each with
+    BasicSR's value on every CPU the fixture records, and more than one kind of CPU."""
     variants = {e["variant"] for e in ENTRIES}
     assert {None, "blocky", "flat", "green"} <= variants
     assert sum(e["image"].startswith("Set14/") for e in ENTRIES) == 14
-    assert len({e["niqe"] for e in ENTRIES}) == len(ENTRIES)  # no copy-pasted values
+    machines = FIXTURE["machines"]
+    assert len(machines) >= 2 and all(e["niqe"].keys() == machines.keys() for e in ENTRIES)
+    for machine in machines:  # no copy-pasted values
+        assert len({e["niqe"][machine] for e in ENTRIES}) == len(ENTRIES), machine
 
 
 def test_pristine_window_is_separable() -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from claritycore.experiment import HASH_COMMENT, ExperimentConfig, override_keys, resolve
 from claritycore.presets import PRESETS
 from stages.resolve import app
+from tests.committed import committed_text, committed_yaml
 from tests.pipeline_repo import make_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_params(folder: Path, preset: str, **overrides: object) -> Path:
     """params.yaml of the repo with `preset` and `overrides` set, written into `folder`."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     params["preset"] = preset
     params["overrides"].update(overrides)
     path = folder / "params.yaml"
@@ -29,16 +30,22 @@ def write_params(folder: Path, preset: str, **overrides: object) -> Path:
     return path
 
 
+def resolve_args(params: Path, build: Path) -> list[str]:
+    """The stage's arguments with both outputs under `build`: its defaults are relative to the
+    working directory, the repository's own build/ when pytest runs there."""
+    return ["--params", str(params), "--output", str(build / "config.yaml"),
+            "--base", str(build / "base.yaml")]  # fmt: skip
+
+
 def run_resolve(tmp_path: Path, preset: str, **overrides: object):
     params = write_params(tmp_path, preset, **overrides)
-    output = tmp_path / "build" / "config.yaml"
-    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(output)])
-    return result, output
+    result = CliRunner().invoke(app, resolve_args(params, tmp_path / "build"))
+    return result, tmp_path / "build" / "config.yaml"
 
 
-def written_hash(path: Path) -> str:
+def written_hash(text: str) -> str:
     """The hash in build/config.yaml's comment (not a key: DVC shows keys as params)."""
-    return HASH_COMMENT.search(path.read_text()).group(1)
+    return HASH_COMMENT.search(text).group(1)
 
 
 def test_writes_resolved_config_with_hash(tmp_path):
@@ -55,7 +62,7 @@ def test_writes_resolved_config_with_hash(tmp_path):
     assert written["training"]["patch_size"] == PRESETS["rrdbnet-litex2"].training.patch_size
     experiment = ExperimentConfig.from_dict(written)
     assert experiment == resolve("rrdbnet-litex2", {"steps": 4, "batch_size": 2, "lr": 1e-3})
-    assert written_hash(output) == experiment.config_hash()
+    assert written_hash(output.read_text()) == experiment.config_hash()
     assert "config_hash" not in written  # what `dvc exp show` reads as params
 
 
@@ -64,7 +71,7 @@ def test_different_overrides_give_different_hashes(tmp_path):
     (tmp_path / "b").mkdir()
     _, first = run_resolve(tmp_path / "a", "rrdbnet-litex4", steps=4)
     _, second = run_resolve(tmp_path / "b", "rrdbnet-litex4", steps=5)
-    hashes = {written_hash(p) for p in (first, second)}
+    hashes = {written_hash(p.read_text()) for p in (first, second)}
     assert len(hashes) == 2
 
 
@@ -95,16 +102,16 @@ def test_scale_without_an_extracted_store_is_refused(tmp_path):
     values = yaml.safe_load(params.read_text())
     values["data"]["scales"] = [2, 4]
     params.write_text(yaml.safe_dump(values))
-    result = CliRunner().invoke(app, ["--params", str(params), "--output", str(tmp_path / "c")])
+    result = CliRunner().invoke(app, resolve_args(params, tmp_path / "build"))
     assert result.exit_code == 2
     assert "scale 8" in result.output and "data.scales" in result.output
-    assert not (tmp_path / "c").exists()
+    assert not (tmp_path / "build").exists()
 
 
 def test_error_exits_without_traceback(tmp_path):
     params = write_params(tmp_path, "rrdbnet-litex4", patch_size=30)
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.resolve", "--params", str(params)],
+        [sys.executable, "-m", "stages.resolve", *resolve_args(params, tmp_path / "build")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -117,7 +124,7 @@ def test_error_exits_without_traceback(tmp_path):
 def edit_params(folder: Path, **values: str) -> Path:
     """params.yaml of the repo with the first `key: null` line of each key set to the text
     given, as a user edits it (yaml.safe_dump would write `2e-4` as `0.0002`)."""
-    text = (ROOT / "params.yaml").read_text()
+    text = committed_text("params.yaml")
     for key, value in values.items():
         text, found = re.subn(rf"^( +{key}): null", rf"\1: {value}", text, count=1, flags=re.M)
         assert found, key
@@ -180,7 +187,7 @@ def test_dvc_exp_run_set_numbers_resolve(tmp_path):
 
 
 def test_params_list_every_override_key_as_null():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_yaml("params.yaml")
     keys = {key for name in PRESETS for key in override_keys(name)}
     assert set(params["overrides"]) == keys
     assert all(value is None for value in params["overrides"].values())
@@ -190,8 +197,17 @@ def test_params_list_every_override_key_as_null():
 
 def test_committed_config_matches_params():
     """build/config.yaml in git is what resolve makes of params.yaml (else it is stale)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    committed = yaml.safe_load((ROOT / "build" / "config.yaml").read_text())
+    params = committed_yaml("params.yaml")
+    committed = committed_text("build/config.yaml")
     experiment = resolve(params["preset"], params["overrides"])
-    assert committed == experiment.to_dict()
-    assert written_hash(ROOT / "build" / "config.yaml") == experiment.config_hash()
+    assert yaml.safe_load(committed) == experiment.to_dict()
+    assert written_hash(committed) == experiment.config_hash()
+
+
+def test_committed_build_files_are_what_resolve_writes(tmp_path):
+    """Both files in git, byte for byte, as the stage writes them from params.yaml in git."""
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
+    result = CliRunner().invoke(app, resolve_args(tmp_path / "params.yaml", tmp_path / "build"))
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "base.yaml"):
+        assert (tmp_path / "build" / name).read_text() == committed_text(f"build/{name}"), name
