@@ -153,7 +153,7 @@ def test_numbers_as_users_write_them(tmp_path):
     # The preset's own lr written as 2e-4 is the preset: the same config and hash.
     result = resolve_params(edit_params(tmp_path, lr="2e-4"))
     assert result.exit_code == 0, result.output
-    assert written_hash(tmp_path / "build" / "config.yaml") == "cdc4f1e5f54c9240"
+    assert written_hash((tmp_path / "build" / "config.yaml").read_text()) == "cdc4f1e5f54c9240"
 
 
 @pytest.mark.parametrize(
