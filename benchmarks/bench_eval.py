@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from claritycore import evaluation, perceptual_scoring, scoring
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.evaluation import evaluate
 from claritycore.experiment import resolve
 from claritycore.lpips import LPIPS
@@ -54,7 +54,7 @@ def timed(module, name: str, totals: dict[str, float]):
     return original
 
 
-def run_once(model_path: Path, folder: Path, options: EvalOptions) -> dict[str, float]:
+def run_once(model_path: Path, folder: Path, options: EvaluateOptions) -> dict[str, float]:
     """Seconds of each part of one `evaluate` of `folder`."""
     totals: dict[str, float] = dict.fromkeys(("niqe", "lpips_distance", "psnr", "ssim"), 0.0)
     parts = [(perceptual_scoring, "niqe"), (perceptual_scoring, "lpips_distance")]
@@ -84,10 +84,10 @@ def run_once(model_path: Path, folder: Path, options: EvalOptions) -> dict[str, 
 def main(
     folder: Path = typer.Option(SHARED / "Set14", "--set", help="A folder of HR images."),
     preset: str = typer.Option("rrdbnet-litex4", help="The model (random weights)."),
-    tile: int = typer.Option(EvalOptions.tile, help="Tile side (LR pixels), 0 = whole image."),
+    tile: int = typer.Option(EvaluateOptions.tile, help="Tile side (LR pixels), 0 = whole image."),
     precision: str = typer.Option("auto", help="auto, fp32, bf16."),
     repeats: int = typer.Option(3, help="Runs over the whole set; medians are reported."),
-    perceptual: bool = typer.Option(EvalOptions.perceptual, help="Also NIQE and LPIPS."),
+    perceptual: bool = typer.Option(EvaluateOptions.perceptual, help="Also NIQE and LPIPS."),
 ) -> None:
     """images/s of evaluate, and the share of inference the rest of it takes."""
     console = Console()
@@ -96,7 +96,9 @@ def main(
         model_path = Path(tmp) / "model.pt"
         torch.manual_seed(0)
         save_model(model_path, AutoModel.from_config(experiment.model), experiment={}, step=0)
-        options = EvalOptions(tile=tile, precision=precision, device="cpu", perceptual=perceptual)
+        options = EvaluateOptions(
+            tile=tile, precision=precision, device="cpu", perceptual=perceptual
+        )
         run_once(model_path, folder, options)  # warm-up: first-call costs
         runs = [run_once(model_path, folder, options) for _ in range(repeats)]
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}

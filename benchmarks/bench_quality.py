@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claritycore.config import EvalOptions, RunOptions
+from claritycore.config import EvaluateOptions, TrainOptions
 from claritycore.data.benchmark_sets import set_images
 from claritycore.data.store import extract_store
 from claritycore.experiment import resolve
@@ -57,7 +57,7 @@ def scoring_each_checkpoint(sets: dict[str, list[Reference]], scale: int):
     def save_and_score(directory, **state):
         path = save(directory, **state)
         weights = state["ema"] if state["ema"] is not None else state["model"]
-        options = EvalOptions(device=str(next(weights.parameters()).device))
+        options = EvaluateOptions(device=str(next(weights.parameters()).device))
         row = {"step": state["step"]}
         for name, references in sets.items():
             # A copy: inference switches the weights' memory format and mode.
@@ -104,7 +104,7 @@ def main(
                 overrides = {"steps": steps, "lr": lr, "ema": ema, "warmup_steps": warmup_steps,
                              "batch_size": batch_size, "patch_size": patch_size}  # fmt: skip
                 experiment = resolve(preset, overrides)
-                options = RunOptions(
+                options = TrainOptions(
                     workers=workers, save_every=val_every, val_every=10**9,
                     log_every=val_every, precision=precision,
                 )  # fmt: skip

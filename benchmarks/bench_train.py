@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from benchmarks.gpu_peaks import bf16_peak_tflops
-from claritycore.config import RunOptions
+from claritycore.config import TrainOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.store import extract_store
 from claritycore.device import cpu_has_native_bf16, resolve_device
@@ -100,7 +100,7 @@ def ours_step_ms(
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
         # The final checkpoint holds the log read below, so it must outlive the run.
-        options = RunOptions(
+        options = TrainOptions(
             workers=workers, log_every=steps, save_every=10**9, keep_checkpoints=True,
             channels_last=channels_last,
         )  # fmt: skip

@@ -56,7 +56,7 @@ def available_cpus() -> int:
 
 @dataclass(frozen=True)
 class ExperimentParams:
-    """params.yaml's `preset`, `overrides`, `degradation`, `adversarial` and `base_overrides`:
+    """params.yaml's `preset`, `overrides`, `degradation`, `adversarial` and `psnr_overrides`:
     what `resolve` turns into the experiment (and, for a GAN preset, its PSNR stage)."""
 
     preset: str = "rrdbnetx4"
@@ -65,11 +65,11 @@ class ExperimentParams:
     degradation: dict[str, Any] = field(default_factory=dict)
     adversarial: dict[str, Any] = field(default_factory=dict)
     # Training fields of a GAN preset's PSNR stage (the preset `adversarial.base` names).
-    base_overrides: dict[str, Any] = field(default_factory=dict)
+    psnr_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class DataParams:
+class DataOptions:
     """params.yaml's `data` section: where the HR images come from and the scales to extract."""
 
     source: Source = option(
@@ -104,7 +104,7 @@ class DataParams:
 
 
 @dataclass(frozen=True)
-class ExtractParams:
+class ExtractOptions:
     """params.yaml's `extract` section."""
 
     workers: int = option(2, help="parallel processes packing images, integer >= 1")
@@ -169,7 +169,7 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class TrainOptions:
     """params.yaml's `train` section: how a training runs (what it trains is the experiment).
     The "auto" rules live in `device.py` (`channels_last_auto`, measured) and `loader_workers`."""
 
@@ -236,7 +236,7 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class EvalOptions:
+class EvaluateOptions:
     """params.yaml's `evaluate` section (also the `claritycore evaluate`/`upscale` defaults)."""
 
     tile: int = option(
@@ -541,10 +541,10 @@ class AdversarialConfig:
 
 # params.yaml's sections by name; `preset` and `overrides` are top-level keys.
 SECTIONS: dict[str, type] = {
-    "data": DataParams,
-    "extract": ExtractParams,
-    "train": RunOptions,
-    "evaluate": EvalOptions,
+    "data": DataOptions,
+    "extract": ExtractOptions,
+    "train": TrainOptions,
+    "evaluate": EvaluateOptions,
 }
 
 
@@ -566,6 +566,6 @@ def read_section(params: dict[str, Any], name: str, cls: type[T]) -> T:
 
 def read_experiment_params(params: dict[str, Any]) -> ExperimentParams:
     """The top-level `preset`, `overrides` and the sections that change the experiment."""
-    keys = ("preset", "overrides", "degradation", "adversarial", "base_overrides")
+    keys = ("preset", "overrides", "degradation", "adversarial", "psnr_overrides")
     selection = {k: params[k] for k in keys if params.get(k) is not None}
     return parse(ExperimentParams, selection, "params")

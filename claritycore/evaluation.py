@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data import backbones
 from claritycore.data.benchmark_sets import set_images
 from claritycore.data.degraded import DEGRADED_DIR, degraded_set
@@ -96,7 +96,7 @@ def summary_table(result: dict[str, Any], seconds: float) -> Table:
     return table
 
 
-def lpips_network(options: EvalOptions, console: Console) -> LPIPS | None:
+def lpips_network(options: EvaluateOptions, console: Console) -> LPIPS | None:
     """LPIPS-Alex on the evaluation device if torchvision's AlexNet weights are there (found
     and verified by `backbones`); else None and one warning line saying what to put where."""
     try:
@@ -125,7 +125,7 @@ def with_degraded(
     images: Mapping[str, list[ImagePair]],
     *,
     scale: int,
-    options: EvalOptions,
+    options: EvaluateOptions,
     cache: Path,
     console: Console,
 ) -> dict[str, list[ImagePair]]:
@@ -152,7 +152,7 @@ def evaluate(
     sets: Mapping[str, Path],
     *,
     out_dir: Path,
-    options: EvalOptions = EvalOptions(),
+    options: EvaluateOptions = EvaluateOptions(),
     console: Console | None = None,
     degraded_cache: Path = DEGRADED_DIR,
 ) -> dict[str, Any]:

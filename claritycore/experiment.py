@@ -204,7 +204,7 @@ def psnr_stage(
 ) -> ExperimentConfig:
     """The PSNR stage a GAN experiment trains first, derived from it: the preset its
     `adversarial.base` names, with the experiment's model and degradation, and `overrides`
-    (params.yaml's `base_overrides`: that stage's training fields). An experiment without a
+    (params.yaml's `psnr_overrides`: that stage's training fields). An experiment without a
     GAN stage is its own PSNR stage.
 
     A GAN preset shares its model and degradation with its PSNR preset (tested), so the result
@@ -214,7 +214,7 @@ def psnr_stage(
     if experiment.adversarial is None:
         if changes:
             raise ConfigError(
-                f"base_overrides.{next(iter(changes))} is set, but {experiment.preset} has no "
+                f"psnr_overrides.{next(iter(changes))} is set, but {experiment.preset} has no "
                 "PSNR stage before it (only GAN presets do); use overrides instead"
             )
         return experiment
@@ -222,14 +222,14 @@ def psnr_stage(
     for key in changes:
         if key not in training_keys:
             raise ConfigError(
-                f"base_overrides.{key}: only training fields apply to the PSNR stage (the model "
+                f"psnr_overrides.{key}: only training fields apply to the PSNR stage (the model "
                 f"is the GAN preset's); valid keys: {', '.join(sorted(training_keys))}"
             )
     preset = get_preset(experiment.adversarial.base)
     return ExperimentConfig(
         preset=preset.name,
         model=experiment.model,
-        training=_apply(preset.training, changes, "base_overrides"),
+        training=_apply(preset.training, changes, "psnr_overrides"),
         degradation=experiment.degradation,
     )
 

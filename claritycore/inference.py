@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from claritycore.config import PRECISIONS, EvalOptions
+from claritycore.config import PRECISIONS, EvaluateOptions
 from claritycore.device import PRECISION_DTYPES, cpu_has_native_bf16, resolve_device
 from claritycore.resize import imresize
 
@@ -156,8 +156,8 @@ def upscale_tensor(
     model: nn.Module,
     x: torch.Tensor,
     *,
-    tile: int = EvalOptions.tile,
-    tile_pad: int = EvalOptions.tile_pad,
+    tile: int = EvaluateOptions.tile,
+    tile_pad: int = EvaluateOptions.tile_pad,
     device: str | torch.device | None = None,
     precision: str = "auto",
     batch_size: int | None = None,

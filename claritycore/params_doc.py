@@ -68,7 +68,7 @@ def section_rows() -> dict[str, list[Row]]:
         ],
         "adversarial": [(k, "null", f"{t} {family_values(k)}") for k, t in adversarial.items()],
         # The same keys as `overrides`, described there.
-        "base_overrides": [(k, "null", "") for k in field_help(TrainingConfig)],
+        "psnr_overrides": [(k, "null", "") for k in field_help(TrainingConfig)],
     }
     for name, cls in SECTIONS.items():
         values = as_dict(cls())

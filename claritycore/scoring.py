@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data.images import ImageReadError, load_channels
 from claritycore.data.pairs import ImagePair
 from claritycore.ensemble import SelfEnsemble
@@ -248,7 +248,7 @@ def score_set(
     references: Iterable[Reference],
     *,
     scale: int,
-    options: EvalOptions = EvalOptions(),
+    options: EvaluateOptions = EvaluateOptions(),
     crops: int = 0,
     on_image: Callable[[ImageScores], None] | None = None,
     extra: ExtraScores | None = None,

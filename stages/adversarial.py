@@ -1,9 +1,9 @@
 """`python -m stages.adversarial`: the experiment's second stage (`build/config.yaml`).
 
-A GAN preset trains its generator from models/base.pt (the PSNR stage) against a
-discriminator; any other experiment's model is the first stage's, copied. Writes
+A GAN preset trains its generator from models/psnr.pt (the PSNR stage) against a
+discriminator; any other experiment's model is the PSNR stage's, copied. Writes
 models/model.pt (what evaluate scores) and its curves in dvclive/ (for an L1 experiment the first
-stage's, from dvclive-base/).
+stage's, from dvclive-psnr/).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from claritycore.config import DataParams, RunOptions, load_params, read_section
+from claritycore.config import DataOptions, TrainOptions, load_params, read_section
 from claritycore.data.store import pipeline_store
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import read_resolved
@@ -26,21 +26,21 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file."),
     config: Path = typer.Option(Path("build/config.yaml"), help="The resolved experiment."),
 ) -> None:
-    """Train the GAN stage from models/base.pt, or take that model as it is."""
+    """Train the GAN stage from models/psnr.pt, or take that model as it is."""
     with exit_on_user_error("adversarial failed"):
         settings = load_params(params)
-        data = read_section(settings, "data", DataParams)
-        options = read_section(settings, "train", RunOptions)
+        data = read_section(settings, "data", DataOptions)
+        options = read_section(settings, "train", TrainOptions)
         experiment = read_resolved(config)
         finish_stage(
             experiment,
-            base=Path("models/base.pt"),
+            psnr_model=Path("models/psnr.pt"),
             train_store=pipeline_store(experiment.model.scale),
             val_dir=Path("data/raw") / data.source / "valid",
             output=Path("models/model.pt"),
             checkpoints=Path("checkpoints"),
             options=options,
-            base_live_dir=Path("dvclive-base"),
+            psnr_live_dir=Path("dvclive-psnr"),
             live_dir=Path("dvclive"),
         )
 

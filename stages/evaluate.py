@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from claritycore.config import DataParams, EvalOptions, load_params, read_section
+from claritycore.config import DataOptions, EvaluateOptions, load_params, read_section
 from claritycore.data.benchmark_sets import BENCHMARKS_DIR
 from claritycore.errors import exit_on_user_error
 from claritycore.evaluation import evaluate
@@ -24,8 +24,8 @@ def main(params: Path = typer.Option(Path("params.yaml"), help="Pipeline params 
     """Evaluate the trained model beside the bicubic baseline."""
     with exit_on_user_error("evaluate failed"):
         settings = load_params(params)
-        data = read_section(settings, "data", DataParams)
-        options = read_section(settings, "evaluate", EvalOptions)
+        data = read_section(settings, "data", DataOptions)
+        options = read_section(settings, "evaluate", EvaluateOptions)
         sets = {"valid": Path("data/raw") / data.source / "valid"}
         sets |= {name: BENCHMARKS_DIR / name for name in options.benchmarks}
         evaluate(Path("models/model.pt"), sets, out_dir=Path("metrics"), options=options)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from claritycore.config import DataParams, ExtractParams, load_params, read_section
+from claritycore.config import DataOptions, ExtractOptions, load_params, read_section
 from claritycore.data.store import extract_store, pipeline_store
 from claritycore.errors import exit_on_user_error
 
@@ -24,8 +24,8 @@ def main(
     """Pack the training images with their bicubic LR for one scale."""
     with exit_on_user_error("extract failed"):
         settings = load_params(params)
-        data = read_section(settings, "data", DataParams)
-        options = read_section(settings, "extract", ExtractParams)
+        data = read_section(settings, "data", DataOptions)
+        options = read_section(settings, "extract", ExtractOptions)
         extract_store(
             Path("data/raw") / data.source / "train",
             pipeline_store(scale),

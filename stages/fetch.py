@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from claritycore.config import DataParams, load_params, read_section
+from claritycore.config import DataOptions, load_params, read_section
 from claritycore.data.fetch import fetch
 from claritycore.errors import exit_on_user_error
 
@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def main(params: Path = typer.Option(Path("params.yaml"), help="Pipeline params file.")) -> None:
     """Download and verify DIV2K, copy the bundled sample, or import a folder of HR images."""
     with exit_on_user_error("fetch failed"):
-        data = read_section(load_params(params), "data", DataParams)
+        data = read_section(load_params(params), "data", DataOptions)
         fetch(data, Path("data/raw") / data.source, downloads=Path("data/downloads"))
 
 

@@ -1,9 +1,9 @@
 """`python -m stages.resolve`: params.yaml's preset and its changes -> build/config.yaml and
-build/base.yaml.
+build/psnr.yaml.
 
 build/config.yaml is the experiment (`adversarial` and `evaluate` read it) and a params file for
 `dvc exp show`, so every experiment row shows the real scale, steps, batch size and learning
-rate of its run. build/base.yaml is what `train` trains: for a GAN preset its PSNR stage, else
+rate of its run. build/psnr.yaml is what `train` trains: for a GAN preset its PSNR stage, else
 the experiment itself (the same file as an experiment of that preset writes, so DVC's run cache
 serves it).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from claritycore.config import DataParams, load_params, read_experiment_params, read_section
+from claritycore.config import DataOptions, load_params, read_experiment_params, read_section
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import psnr_stage, resolve, write_resolved
 
@@ -26,13 +26,13 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="Params file with preset/overrides."),
     output: Path = typer.Option(Path("build/config.yaml"), help="Where to write the config."),
-    base: Path = typer.Option(Path("build/base.yaml"), help="Where to write the PSNR stage's."),
+    psnr: Path = typer.Option(Path("build/psnr.yaml"), help="Where to write the PSNR stage's."),
 ) -> None:
     """Merge the preset with its overrides, validate, and write the resolved configs."""
     with exit_on_user_error("resolve failed"):
         settings = load_params(params)
         selection = read_experiment_params(settings)
-        data = read_section(settings, "data", DataParams)
+        data = read_section(settings, "data", DataOptions)
         experiment = resolve(
             selection.preset,
             selection.overrides,
@@ -40,8 +40,8 @@ def main(
             adversarial=selection.adversarial,
             scales=data.scales,
         )
-        first = psnr_stage(experiment, selection.base_overrides)
-        write_resolved(first, base)
+        first = psnr_stage(experiment, selection.psnr_overrides)
+        write_resolved(first, psnr)
         write_resolved(experiment, output)
     model, training = experiment.model, experiment.training
     Console(stderr=True).print(
@@ -49,7 +49,7 @@ def main(
         f"{experiment.config_hash()}): x{model.scale}, {training.steps} steps, batch "
         f"{training.batch_size}, patch {training.patch_size}, lr {training.lr:g}"
         + (
-            f"; its PSNR stage {first.preset} -> {base} (hash {first.config_hash()})"
+            f"; its PSNR stage {first.preset} -> {psnr} (hash {first.config_hash()})"
             if first is not experiment
             else ""
         ),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from claritycore.config import RunOptions, load_params, read_section
+from claritycore.config import TrainOptions, load_params, read_section
 from claritycore.data.backbones import PIPELINE_WEIGHTS, fetch_needed
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import read_resolved
@@ -27,7 +27,7 @@ def main(
 ) -> None:
     """Fetch (or take from torch's hub cache) and verify the backbones the experiment needs."""
     with exit_on_user_error("weights failed"):
-        options = read_section(load_params(params), "train", RunOptions)
+        options = read_section(load_params(params), "train", TrainOptions)
         experiment = read_resolved(config)
         for path in fetch_needed(experiment.adversarial, options.vgg_weights, PIPELINE_WEIGHTS):
             typer.echo(f"{path}: verified", err=True)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from claritycore.config import RunOptions
+from claritycore.config import TrainOptions
 from claritycore.data.store import extract_store
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.training import train, trainer
@@ -63,15 +63,15 @@ def tiny_experiment(**overrides) -> ExperimentConfig:
     return resolve("rrdbnet-litex2", values)
 
 
-def quick_options(**changes) -> RunOptions:
+def quick_options(**changes) -> TrainOptions:
     """CPU, no workers, fp32: results do not depend on whether this CPU has native bf16. The
     finished run's checkpoints are kept: tests read their state and history."""
     values = {"workers": 0, "device": "cpu", "log_every": 1, "save_every": 3, "val_every": 1000}
     values |= {"precision": "fp32", "keep_checkpoints": True}
-    return RunOptions(**{**values, **changes})
+    return TrainOptions(**{**values, **changes})
 
 
-def run(tmp: Path, experiment: ExperimentConfig, options: RunOptions, store: Path, **kw) -> Path:
+def run(tmp: Path, experiment: ExperimentConfig, options: TrainOptions, store: Path, **kw) -> Path:
     """`train` into `tmp` (model.pt, checkpoints under tmp/ckpt/<run key>/)."""
     return train(
         experiment,

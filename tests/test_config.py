@@ -14,11 +14,11 @@ from claritycore import config as config_module
 from claritycore.config import (
     SECTIONS,
     AdversarialConfig,
-    DataParams,
+    DataOptions,
     DegradationConfig,
     ExperimentParams,
-    RunOptions,
     TrainingConfig,
+    TrainOptions,
     load_params,
     read_experiment_params,
     read_section,
@@ -42,7 +42,7 @@ def test_params_yaml_top_level_is_the_default_experiment():
     params = committed_yaml("params.yaml")
     assert read_experiment_params(params).preset == ExperimentParams().preset
     assert set(params) == {
-        "preset", "overrides", "degradation", "adversarial", "base_overrides", *SECTIONS
+        "preset", "overrides", "degradation", "adversarial", "psnr_overrides", *SECTIONS
     }  # fmt: skip
 
 
@@ -53,7 +53,7 @@ def test_params_yaml_lists_every_experiment_section_key_as_null():
     expected = {
         "degradation": field_names(DegradationConfig),
         "adversarial": [k for k in field_names(AdversarialConfig) if k != "base"],
-        "base_overrides": field_names(TrainingConfig),
+        "psnr_overrides": field_names(TrainingConfig),
     }
     for section, keys in expected.items():
         assert params[section] == dict.fromkeys(keys), section
@@ -82,9 +82,9 @@ def test_bad_values_name_the_key_and_the_choices(section, values, message):
 
 
 def test_parsed_values_get_their_types():
-    data = read_section({"data": {"root": "x", "scales": [2, 4]}}, "data", DataParams)
+    data = read_section({"data": {"root": "x", "scales": [2, 4]}}, "data", DataOptions)
     assert data.root == Path("x") and data.scales == (2, 4)
-    train = read_section({"train": {"compile": False}}, "train", RunOptions)
+    train = read_section({"train": {"compile": False}}, "train", TrainOptions)
     assert train.compile is False and train.channels_last == "auto"
     assert dataclasses.replace(train, seed=1).seed == 1
 
@@ -128,7 +128,7 @@ def _stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
         ("fetch", [], {"data": {"source": "web"}}, "fetch failed: data.source is 'web'"),
         ("extract", ["--scale", "4"], {"extract": {"workers": 0}}, "extract failed: extract."),
         ("train", [], {"train": {"precision": "int8"}}, "train failed: train.precision"),
-        ("train", [], {}, "train failed: build/base.yaml not found"),
+        ("train", [], {}, "train failed: build/psnr.yaml not found"),
         ("adversarial", [], {}, "adversarial failed: build/config.yaml not found"),
         ("adversarial", [], {"train": {"vgg_weights": 3}}, "adversarial failed: train.vgg_"),
         ("evaluate", [], {"evaluate": {"tile": -1}}, "evaluate failed: evaluate.tile"),
@@ -152,7 +152,7 @@ def test_stale_resolved_config_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
     config = committed_yaml("build/config.yaml")
     config["training"]["steps"] = 7
-    (tmp_path / "build" / "base.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "build" / "psnr.yaml").write_text(yaml.safe_dump(config))
     proc = _stage("train", tmp_path)
     assert proc.returncode == 2
     assert "is stale (its config_hash differs); run `dvc repro resolve`" in proc.stderr
@@ -162,5 +162,5 @@ def test_stale_resolved_config_is_one_line(tmp_path):
 @pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 2), (3, 3), (64, 4)])
 def test_auto_workers_never_exceed_the_available_cpus(monkeypatch, cpus, workers):
     monkeypatch.setattr(config_module, "available_cpus", lambda: cpus)
-    assert RunOptions().loader_workers == workers
-    assert RunOptions(workers=3).loader_workers == 3  # a number is kept as given
+    assert TrainOptions().loader_workers == workers
+    assert TrainOptions(workers=3).loader_workers == 3  # a number is kept as given

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from claritycore.cli import app
-from claritycore.config import DegradationConfig, EvalOptions
+from claritycore.config import DegradationConfig, EvaluateOptions
 from claritycore.data import degraded
 from claritycore.data.benchmark_sets import set_images
 from claritycore.data.degraded import degraded_key, degraded_set
@@ -123,7 +123,7 @@ def test_a_gt_lq_set_with_a_wrong_lr_fails_before_scoring(tmp_path, hr_set, mode
 def test_degraded_copies_are_made_once_and_scored_as_their_own_set(tmp_path, hr_set, model,
                                                                    monkeypatch):  # fmt: skip
     cache = tmp_path / "cache"
-    options = EvalOptions(degrade="realesrgan", degrade_seed=7)
+    options = EvaluateOptions(degrade="realesrgan", degrade_seed=7)
     result = evaluate(
         tmp_path / "model.pt", {"Set3": tmp_path / "Set3"}, out_dir=tmp_path / "m",
         options=options, degraded_cache=cache,
@@ -191,7 +191,7 @@ def test_evaluate_command_takes_degrade_and_seed(tmp_path, hr_set, model, monkey
 
 def test_evaluate_degrade_bicubic_is_refused():
     with pytest.raises(ConfigError, match=r"evaluate\.degrade: bicubic"):
-        EvalOptions(degrade="bicubic")
+        EvaluateOptions(degrade="bicubic")
 
 
 def test_a_grey_image_keeps_a_grey_degraded_lr(tmp_path):
@@ -209,7 +209,7 @@ def test_a_grey_image_keeps_a_grey_degraded_lr(tmp_path):
 def test_unusable_images_are_skipped_in_the_degraded_copy_too(tmp_path, hr_set, model):
     _save(_image(12, 40, 5), tmp_path / "Set3" / "d_small.png")
     (tmp_path / "Set3" / "e_cut.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
-    options = EvalOptions(degrade="realesrgan")
+    options = EvaluateOptions(degrade="realesrgan")
     result = evaluate(tmp_path / "model.pt", {"Set3": tmp_path / "Set3"}, out_dir=tmp_path / "m",
                       options=options, degraded_cache=tmp_path / "c")  # fmt: skip
     for name in ("Set3", "Set3-realesrgan"):

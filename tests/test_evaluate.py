@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data import backbones
 from claritycore.data.benchmark_sets import BenchmarkSetError
 from claritycore.evaluation import NoUsableImages, evaluate
@@ -69,7 +69,7 @@ def test_evaluate_writes_every_output_and_exact_metrics(setup) -> None:
     tmp_path, images, model = setup
     out = tmp_path / "metrics"
     sets = {"valid": tmp_path / "valid"}
-    result = evaluate(tmp_path / "model.pt", sets, out_dir=out, options=EvalOptions(tile=16))
+    result = evaluate(tmp_path / "model.pt", sets, out_dir=out, options=EvaluateOptions(tile=16))
 
     assert json.loads((out / "eval.json").read_text()) == result
     assert set(result) == {"model", "scale", "step", "ema", "valid"}
@@ -148,7 +148,9 @@ def test_max_images_limits_each_set(setup) -> None:
     tmp_path, _, _ = setup
     out = tmp_path / "quick"
     sets = {"valid": tmp_path / "valid"}
-    result = evaluate(tmp_path / "model.pt", sets, out_dir=out, options=EvalOptions(max_images=1))
+    result = evaluate(
+        tmp_path / "model.pt", sets, out_dir=out, options=EvaluateOptions(max_images=1)
+    )
     assert result["valid"]["images"] == 1
     with open(out / "per_image" / "valid.csv") as f:
         assert len(list(csv.DictReader(f))) == 1
@@ -219,7 +221,7 @@ def test_self_ensemble_is_recorded_in_the_figures(setup) -> None:
     tmp_path, _, _ = setup
     sets = {"valid": tmp_path / "valid"}
     plain = evaluate(tmp_path / "model.pt", sets, out_dir=tmp_path / "p")["valid"]
-    options = EvalOptions(self_ensemble=True)
+    options = EvaluateOptions(self_ensemble=True)
     ensembled = evaluate(tmp_path / "model.pt", sets, out_dir=tmp_path / "e", options=options)
     assert ensembled["valid"]["bicubic_psnr_y"] == plain["bicubic_psnr_y"]
     assert ensembled["valid"]["psnr_y"] != plain["psnr_y"]
@@ -234,7 +236,7 @@ def test_trainer_validation_equals_evaluate(tmp_path) -> None:
     out = run(tmp_path, experiment, options, store, val_dir=valid)
     last = [row for row in history(tmp_path / "ckpt") if "val/psnr_y" in row][-1]
     result = evaluate(
-        out, {"valid": valid}, out_dir=tmp_path / "m", options=EvalOptions(device="cpu")
+        out, {"valid": valid}, out_dir=tmp_path / "m", options=EvaluateOptions(device="cpu")
     )
     assert last["val/psnr_y"] == result["valid"]["psnr_y"]
     assert last["val/ssim_y"] == result["valid"]["ssim_y"]

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data import backbones
 from claritycore.data.download import sha256_file
 from claritycore.evaluation import evaluate
@@ -74,7 +74,7 @@ def test_niqe_and_lpips_per_set_and_image(setup, monkeypatch) -> None:
     tmp_path, images, model = setup
     alexnet = install_seeded_alexnet(tmp_path, monkeypatch)
     console = Console(file=io.StringIO(), width=200)
-    options = EvalOptions(tile=0, device="cpu")
+    options = EvaluateOptions(tile=0, device="cpu")
     out = tmp_path / "m"
     result = evaluate(
         tmp_path / "model.pt", {"valid": tmp_path / "valid"}, out_dir=out, options=options,
@@ -129,7 +129,7 @@ def test_perceptual_off_scores_psnr_ssim_only(setup, monkeypatch) -> None:
     install_seeded_alexnet(tmp_path, monkeypatch)
     console = Console(file=io.StringIO(), width=200)
     out = tmp_path / "m"
-    options = EvalOptions(perceptual=False)
+    options = EvaluateOptions(perceptual=False)
     result = evaluate(
         tmp_path / "model.pt", {"valid": tmp_path / "valid"}, out_dir=out, options=options,
         console=console,

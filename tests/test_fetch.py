@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from claritycore.config import DataParams
+from claritycore.config import DataOptions
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -253,7 +253,7 @@ def test_missing_file_on_server_is_not_retried(tmp_path, serve):
 
 
 def test_sample_source_copies_bundled_images(tmp_path):
-    dest = fetch(DataParams(source="sample"), tmp_path / "sample", downloads=tmp_path / "dl")
+    dest = fetch(DataOptions(source="sample"), tmp_path / "sample", downloads=tmp_path / "dl")
     for split in ("train", "valid"):
         expected = sorted(p.name for p in (SAMPLE_DIR / split).glob("*.png"))
         assert _names(dest / split) == expected and expected
@@ -292,7 +292,7 @@ def test_folder_source_names_unreadable_files(tmp_path):
     (tmp_path / "mine" / "train" / "broken.png").write_bytes(b"\x89PNG but not really")
     with pytest.raises(ImageReadError, match=r"broken\.png"):
         fetch(
-            DataParams(source="folder", root=tmp_path / "mine"),
+            DataOptions(source="folder", root=tmp_path / "mine"),
             tmp_path / "out",
             downloads=tmp_path,
         )
@@ -301,7 +301,7 @@ def test_folder_source_names_unreadable_files(tmp_path):
 
 def test_folder_without_train_split_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train/"):
-        fetch(DataParams(source="folder", root=tmp_path), tmp_path / "o", downloads=tmp_path)
+        fetch(DataOptions(source="folder", root=tmp_path), tmp_path / "o", downloads=tmp_path)
 
 
 def test_folder_source_drops_images_below_the_largest_preset_patch(tmp_path):
@@ -309,6 +309,6 @@ def test_folder_source_drops_images_below_the_largest_preset_patch(tmp_path):
     _user_folder(tmp_path / "mine")
     big = np.random.default_rng(1).integers(0, 256, (130, 140, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "mine" / "train" / "big.png")
-    data = DataParams(source="folder", root=tmp_path / "mine", scales=(2,))
+    data = DataOptions(source="folder", root=tmp_path / "mine", scales=(2,))
     dest = fetch(data, tmp_path / "out", downloads=tmp_path)
     assert _names(dest / "train") == ["big.png"]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
-from claritycore.config import DataParams
+from claritycore.config import DataOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.fetch import fetch
 from claritycore.data.pairs import PairingError, image_pairs, paired_layout
@@ -141,9 +141,9 @@ def test_fetch_paired_checks_every_scale_before_writing(tmp_path):
     make_pairs(root / "valid", "RealSR")
     dest = tmp_path / "raw"
     with pytest.raises(PairingError, match=r"train.*the LR sizes fit ×4"):
-        fetch(DataParams(source="paired", root=root, scales=(2, 4)), dest, downloads=tmp_path)
+        fetch(DataOptions(source="paired", root=root, scales=(2, 4)), dest, downloads=tmp_path)
     assert not dest.exists()
-    fetch(DataParams(source="paired", root=root, scales=(4,)), dest, downloads=tmp_path)
+    fetch(DataOptions(source="paired", root=root, scales=(4,)), dest, downloads=tmp_path)
     assert sorted(p.name for p in (dest / "train").iterdir()) == [
         "0000_HR.png",
         "0000_LR4.png",
@@ -161,10 +161,10 @@ def test_paired_source_needs_pairs(tmp_path):
     for split in ("train", "valid"):
         _save(_noise(0, 300, 300), tmp_path / split / "a.png")
     with pytest.raises(ConfigError, match=r"holds no LR/HR pairs"):
-        fetch(DataParams(source="paired", root=tmp_path, scales=(4,)), tmp_path / "raw",
+        fetch(DataOptions(source="paired", root=tmp_path, scales=(4,)), tmp_path / "raw",
               downloads=tmp_path)  # fmt: skip
     with pytest.raises(ConfigError, match=r"data.source: paired needs data.root"):
-        DataParams(source="paired")
+        DataOptions(source="paired")
 
 
 def test_train_on_a_paired_folder_packs_its_lr(tmp_path, monkeypatch):

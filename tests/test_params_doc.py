@@ -13,12 +13,12 @@ import pytest
 
 from claritycore.config import (
     AdversarialConfig,
-    DataParams,
+    DataOptions,
     DegradationConfig,
-    EvalOptions,
-    ExtractParams,
-    RunOptions,
+    EvaluateOptions,
+    ExtractOptions,
     TrainingConfig,
+    TrainOptions,
 )
 from claritycore.models import config_classes
 from claritycore.params_doc import FILES, TABLES, render_params, render_tables, yaml_value
@@ -26,7 +26,7 @@ from claritycore.schema import field_help
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIBED = [
-    DataParams, ExtractParams, TrainingConfig, RunOptions, EvalOptions, DegradationConfig,
+    DataOptions, ExtractOptions, TrainingConfig, TrainOptions, EvaluateOptions, DegradationConfig,
     AdversarialConfig, *config_classes(),
 ]  # fmt: skip
 

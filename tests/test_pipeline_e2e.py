@@ -142,16 +142,16 @@ def test_killed_training_resumes_from_checkpoint(repo: Repo):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert new_checkpoints(), "no checkpoint appeared"
-    assert not (repo.path / "models" / "base.pt").exists(), "training finished before the kill"
+    assert not (repo.path / "models" / "psnr.pt").exists(), "training finished before the kill"
 
     out = repo.dvc("repro", "train")
     assert "resuming from step" in out, out
     resumed_at = int(out.split("resuming from step")[1].split()[0].replace(",", ""))
     assert 0 < resumed_at < 40
     # The curves stay continuous from the start: the history was replayed from the checkpoint.
-    steps = read_steps(repo.path / "dvclive-base" / "plots" / "metrics" / "train" / "loss.tsv")
+    steps = read_steps(repo.path / "dvclive-psnr" / "plots" / "metrics" / "train" / "loss.tsv")
     assert steps == list(range(2, 41, 2))
-    assert (repo.path / "models" / "base.pt").exists()
+    assert (repo.path / "models" / "psnr.pt").exists()
     assert not new_checkpoints(), "the finished run kept its checkpoints"
     assert "up to date" in repo.dvc("status", "train")
 

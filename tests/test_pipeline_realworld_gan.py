@@ -21,7 +21,7 @@ from tests.pipeline_repo import TINY, Repo, metric, set_args
 # discriminator takes the tiny 32² patches (ESRGAN's VGG one needs 128²).
 GAN = {
     "preset": "esrgan-litex2",
-    **{key.replace("overrides.", "base_overrides."): v for key, v in TINY.items()
+    **{key.replace("overrides.", "psnr_overrides."): v for key, v in TINY.items()
        if key.startswith("overrides.")},
     "adversarial.discriminator": "unet_sn",
     "adversarial.d_num_feat": 8,
@@ -95,11 +95,11 @@ def test_changed_adversarial_value_reruns_only_that_stage_and_evaluate(repo: Rep
 @pytest.mark.e2e
 def test_l1_preset_passes_its_model_through(repo: Repo, first: str):
     """An L1 experiment's `adversarial` stage copies the PSNR model: models/model.pt is
-    models/base.pt, and the charted curves are its training's."""
+    models/psnr.pt, and the charted curves are its training's."""
     repo.dvc("exp", "apply", first)
     assert (repo.path / "models" / "model.pt").read_bytes() == (
-        repo.path / "models" / "base.pt"
+        repo.path / "models" / "psnr.pt"
     ).read_bytes()
     assert (repo.path / "dvclive" / "metrics.json").read_bytes() == (
-        repo.path / "dvclive-base" / "metrics.json"
+        repo.path / "dvclive-psnr" / "metrics.json"
     ).read_bytes()

@@ -1,5 +1,5 @@
 """The real-world and GAN presets against their published recipes, and how params.yaml's
-`degradation`, `adversarial` and `base_overrides` sections resolve."""
+`degradation`, `adversarial` and `psnr_overrides` sections resolve."""
 
 from __future__ import annotations
 
@@ -161,9 +161,9 @@ def test_every_gan_preset_derives_the_stage_its_psnr_preset_resolves_to(name):
         (lambda: resolve("rrdbnetx4", adversarial={"gan_weight": 0.1}),
          r"rrdbnetx4 has no adversarial stage, so adversarial.gan_weight cannot apply"),
         (lambda: psnr_stage(resolve("rrdbnetx4"), {"steps": 3}),
-         r"base_overrides.steps is set, but rrdbnetx4 has no PSNR stage"),
+         r"psnr_overrides.steps is set, but rrdbnetx4 has no PSNR stage"),
         (lambda: psnr_stage(resolve("esrganx4"), {"num_feat": 3}),
-         r"base_overrides.num_feat: only training fields apply"),
+         r"psnr_overrides.num_feat: only training fields apply"),
         (lambda: resolve("esrganx4", {"patch_size": 96}),
          r"discriminator vgg128 \(ESRGAN's\) takes 128² HR patches, not patch_size=96; set "
          r"patch_size 128 or adversarial.discriminator unet_sn \(any multiple of 8\)$"),

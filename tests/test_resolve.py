@@ -34,7 +34,7 @@ def resolve_args(params: Path, build: Path) -> list[str]:
     """The stage's arguments with both outputs under `build`: its defaults are relative to the
     working directory, the repository's own build/ when pytest runs there."""
     return ["--params", str(params), "--output", str(build / "config.yaml"),
-            "--base", str(build / "base.yaml")]  # fmt: skip
+            "--psnr", str(build / "psnr.yaml")]  # fmt: skip
 
 
 def run_resolve(tmp_path: Path, preset: str, **overrides: object):
@@ -137,7 +137,7 @@ def resolve_params(params: Path):
     """stages.resolve of `params`, writing into its folder."""
     build = params.parent / "build"
     args = ["--params", str(params), "--output", str(build / "config.yaml")]
-    return CliRunner().invoke(app, [*args, "--base", str(build / "base.yaml")])
+    return CliRunner().invoke(app, [*args, "--psnr", str(build / "psnr.yaml")])
 
 
 def test_numbers_as_users_write_them(tmp_path):

@@ -234,7 +234,7 @@ def test_default_workers_fit_a_two_core_machine(tmp_path, monkeypatch):
     workers and no DataLoader warning about too many of them."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    options = quick_options(workers=config.RunOptions().workers)
+    options = quick_options(workers=config.TrainOptions().workers)
     assert options.workers == "auto" and options.loader_workers == 2
     started = []
     loader = trainer.DataLoader.__init__

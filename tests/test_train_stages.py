@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from claritycore.config import RunOptions
+    from claritycore.config import TrainOptions
     from claritycore.experiment import resolve
     from claritycore.training import checkpoint
     from tests.helpers import quick_options, run

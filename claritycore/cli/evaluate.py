@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from claritycore.cli.common import MODEL_HELP, field_options, given, with_options
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data.benchmark_sets import set_name
 from claritycore.data.degraded import DEGRADED_DIR
 from claritycore.errors import UserError, exit_on_user_error
@@ -44,7 +44,7 @@ def parse_sets(specs: list[str]) -> dict[str, Path]:
 
 @with_options(
     *field_options(
-        EvalOptions, names={"degrade_seed": "--seed"}, panel="params.yaml's evaluate section"
+        EvaluateOptions, names={"degrade_seed": "--seed"}, panel="params.yaml's evaluate section"
     )
 )
 def evaluate_command(
@@ -60,7 +60,7 @@ def evaluate_command(
     and NIQE/LPIPS: one row per set."""
     console = Console()
     with exit_on_user_error("error"):
-        options = parse(EvalOptions, given(fields), "options")
+        options = parse(EvaluateOptions, given(fields), "options")
         sets = parse_sets(data)
         evaluate(
             model,

@@ -2,8 +2,8 @@
 
 Each model, recipe and run field is a flag made from the field (`cli.common.field_options`), or
 a `--set KEY=VALUE`. Flags are parsed once: recipe and model flags become overrides of a preset
-(`experiment.resolve`), run flags a `RunOptions`; unset flags stay None, so every default lives
-in the preset or in `RunOptions`. The data folder goes through `data.store.ensure_store`, as
+(`experiment.resolve`), run flags a `TrainOptions`; unset flags stay None, so every default lives
+in the preset or in `TrainOptions`. The data folder goes through `data.store.ensure_store`, as
 the pipeline's extract stage does.
 """
 
@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from claritycore.cli.common import field_options, flagless_help, given, with_options
-from claritycore.config import DegradationConfig, RunOptions, TrainingConfig
+from claritycore.config import DegradationConfig, TrainingConfig, TrainOptions
 from claritycore.data.images import list_images
 from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store, pipeline_valid_dir
 from claritycore.errors import ConfigError, exit_on_user_error
@@ -38,7 +38,7 @@ class TrainRun:
     data: Path
     val_dir: Path | None
     output: Path
-    options: RunOptions
+    options: TrainOptions
 
 
 def base_preset(model: str, overrides: dict[str, Any]) -> str:
@@ -75,11 +75,11 @@ SECTIONS = ("degradation", "adversarial")
 
 def split_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Flag and `--set` values by what they change: `degradation.KEY`/`adversarial.KEY` those
-    sections, a `RunOptions` field the run (`train`), any other key the preset's training or
+    sections, a `TrainOptions` field the run (`train`), any other key the preset's training or
     model fields (`overrides`)."""
     split: dict[str, dict[str, Any]] = {"overrides": {}, "train": {}}
     split |= {name: {} for name in SECTIONS}
-    run = field_names(RunOptions)
+    run = field_names(TrainOptions)
     for key, value in values.items():
         section, dot, field = key.partition(".")
         if dot and section in SECTIONS:
@@ -120,16 +120,16 @@ def build_run(preset: str | None, model: str | None, data: Path | None, val_data
         beside = data.parent / "valid"
         val_data = beside if beside.is_dir() else pipeline_valid_dir(data)
     output = output or Path("runs") / (name or run_name(experiment))
-    options = parse(RunOptions, {k: v for k, v in run.items() if v is not None}, "options")
+    options = parse(TrainOptions, {k: v for k, v in run.items() if v is not None}, "options")
     return TrainRun(experiment, data, val_data, output, options)
 
 
 # Every field a flag can take is one (`cli.common.field_options`): a new field needs no edit here.
-FIELD_CLASSES = (*config_classes(), TrainingConfig, RunOptions)
+FIELD_CLASSES = (*config_classes(), TrainingConfig, TrainOptions)
 FIELD_OPTIONS = [
     *field_options(*config_classes(), panel="Model (the preset's unless given)", defaults=False),
     *field_options(TrainingConfig, panel="Recipe (the preset's unless given)", defaults=False),
-    *field_options(RunOptions, panel="Run (params.yaml's train section)"),
+    *field_options(TrainOptions, panel="Run (params.yaml's train section)"),
 ]
 SET_HELP = (
     "KEY=VALUE, the value read as YAML: any field above, and those no flag takes: "

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 
 from claritycore.cli.common import MODEL_HELP, field_options, given, with_options
-from claritycore.config import EvalOptions
+from claritycore.config import EvaluateOptions
 from claritycore.data.images import IMAGE_SUFFIXES, list_images, png_rawmode
 from claritycore.device import resolve_device
 from claritycore.ensemble import SelfEnsemble
@@ -24,7 +24,9 @@ from claritycore.schema import parse
 INFERENCE_KEYS = ("tile", "tile_pad", "self_ensemble", "device", "precision")
 
 
-@with_options(*field_options(EvalOptions, only=INFERENCE_KEYS, panel="params.yaml's evaluate keys"))
+@with_options(
+    *field_options(EvaluateOptions, only=INFERENCE_KEYS, panel="params.yaml's evaluate keys")
+)
 def upscale_command(
     input: Path = typer.Argument(..., help="An image file or a folder of images."),
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
@@ -45,7 +47,7 @@ def upscale_command(
             raise UserError(f"input {input} does not exist (give an image file or a folder)")
         if not sources:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
-        options = parse(EvalOptions, given(fields), "options")
+        options = parse(EvaluateOptions, given(fields), "options")
         net, meta = load_weights(model)
         dev = resolve_device(options.device)
     if options.self_ensemble:

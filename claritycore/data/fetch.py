@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
-from claritycore.config import DataParams
+from claritycore.config import DataOptions
 from claritycore.data.download import (
     Archive,
     DownloadPolicy,
@@ -219,7 +219,7 @@ def import_pairs(
 
 
 def fetch(
-    data: DataParams,
+    data: DataOptions,
     dest: Path,
     *,
     downloads: Path,
@@ -237,7 +237,7 @@ def fetch(
         return fetch_div2k(dest, data.url, DIV2K_FILES, downloads=downloads, policy=policy)
     if data.source == "sample":
         return _copy_sample(dest)
-    root = Path(cast(Path, data.root))  # DataParams requires it for a folder or paired source
+    root = Path(cast(Path, data.root))  # DataOptions requires it for a folder or paired source
     if data.source == "paired":
         return import_pairs(root, dest, data.scales, largest_patch(data.scales), workers)
     return import_folder(root, dest, largest_patch(data.scales), workers)

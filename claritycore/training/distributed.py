@@ -1,6 +1,6 @@
 """DistributedDataParallel setup: one process per device, launched by us or by `torchrun`.
 
-`train(..., options=RunOptions(devices=N))` spawns N processes with torch.multiprocessing;
+`train(..., options=TrainOptions(devices=N))` spawns N processes with torch.multiprocessing;
 `torchrun --nproc-per-node N` (on one node or `--nnodes` of them) sets RANK/WORLD_SIZE/LOCAL_RANK
 itself and we only join. NCCL on CUDA, gloo on CPU. Global rank 0 is the main process: it alone
 logs and writes files. On resume each node's first process reads its own checkpoint folder and

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claritycore.config import AdversarialConfig, RunOptions
+from claritycore.config import AdversarialConfig, TrainOptions
 from claritycore.models.discriminators import build_discriminator
 from claritycore.training.gan_losses import GAN_LOSSES, GanLoss
 from claritycore.training.pair_sources import Batch
@@ -184,7 +184,7 @@ def optimizer_step(
 def build_adversary(
     cfg: AdversarialConfig,
     patch_size: int,
-    options: RunOptions,
+    options: TrainOptions,
     device: torch.device,
     use_scaler: bool,
     wrap: Callable[[nn.Module], nn.Module],

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from claritycore import interop, weights
-from claritycore.config import EvalOptions, RunOptions, TrainingConfig
+from claritycore.config import EvaluateOptions, TrainingConfig, TrainOptions
 from claritycore.data.benchmark_sets import set_images
 from claritycore.device import (
     PRECISION_DTYPES,
@@ -153,7 +153,7 @@ class TrainJob:
     val_dir: Path | None
     output: Path
     checkpoints: Path
-    options: RunOptions
+    options: TrainOptions
     live_dir: Path | None
     resume: bool
     pretrained: Path | None
@@ -166,7 +166,7 @@ def train(
     val_dir: Path | None,
     output: Path,
     checkpoints: Path,
-    options: RunOptions = RunOptions(),
+    options: TrainOptions = TrainOptions(),
     live_dir: Path | None = None,
     resume: bool = True,
     pretrained: Path | None = None,
@@ -192,21 +192,24 @@ def train(
 def finish_stage(
     experiment: ExperimentConfig,
     *,
-    base: Path,
-    base_live_dir: Path,
+    psnr_model: Path,
+    psnr_live_dir: Path,
     output: Path,
     live_dir: Path,
     **train_args: Any,
 ) -> Path:
-    """The pipeline's second stage: a GAN experiment trains from the first stage's model
-    `base` (`train_args` as for `train`), logging to `live_dir`; any other experiment's model
-    is `base` itself, copied to `output` with its curves (`base_live_dir` to `live_dir`)."""
+    """The pipeline's second stage: a GAN experiment trains from the PSNR stage's model
+    `psnr_model` (`train_args` as for `train`), logging to `live_dir`; any other experiment's
+    model is `psnr_model` itself, copied to `output` with its curves (`psnr_live_dir` to
+    `live_dir`)."""
     if experiment.adversarial is not None:
-        return train(experiment, output=output, live_dir=live_dir, pretrained=base, **train_args)
+        return train(
+            experiment, output=output, live_dir=live_dir, pretrained=psnr_model, **train_args
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(base, output)
+    shutil.copyfile(psnr_model, output)
     shutil.rmtree(live_dir, ignore_errors=True)
-    shutil.copytree(base_live_dir, live_dir)
+    shutil.copytree(psnr_live_dir, live_dir)
     return output
 
 
@@ -245,7 +248,7 @@ class Run:
         return self.job.experiment.training
 
     @property
-    def options(self) -> RunOptions:
+    def options(self) -> TrainOptions:
         return self.job.options
 
 
@@ -502,7 +505,7 @@ def _validate(run: Run, log: MetricLog, step: int) -> None:
         return
     # A copy: inference switches the weights' memory format and mode.
     shipped = copy.deepcopy(run.ema if run.ema is not None else run.model)
-    options = EvalOptions(device=str(run.dist.device))
+    options = EvaluateOptions(device=str(run.dist.device))
     scale = run.job.experiment.model.scale
     scored = score_set(shipped, run.references, scale=scale, options=options, crops=COMPARISONS)
     figures = scored.means()
