@@ -48,7 +48,7 @@ def test_params_yaml_top_level_is_the_default_experiment():
 
 def test_params_yaml_lists_every_experiment_section_key_as_null():
     """Each key `dvc exp run -S` may set: every degradation field, every adversarial field but
-    the preset's base, every training field of the base stage; null keeps the preset's value."""
+    the preset's base, every training field of the PSNR stage; null keeps the preset's value."""
     params = committed_yaml("params.yaml")
     expected = {
         "degradation": field_names(DegradationConfig),

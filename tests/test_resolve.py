@@ -209,5 +209,5 @@ def test_committed_build_files_are_what_resolve_writes(tmp_path):
     (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
     result = CliRunner().invoke(app, resolve_args(tmp_path / "params.yaml", tmp_path / "build"))
     assert result.exit_code == 0, result.output
-    for name in ("config.yaml", "base.yaml"):
+    for name in ("config.yaml", "psnr.yaml"):
         assert (tmp_path / "build" / name).read_text() == committed_text(f"build/{name}"), name
