@@ -15,9 +15,10 @@ from torch import nn
 
 from claritycore.config import AdversarialConfig
 from claritycore.models.discriminators import UNetDiscriminatorSN
+from claritycore.training.gan_losses import GAN_LOSSES
+from claritycore.training.pair_sources import Batch
 from claritycore.training.steps import (
     Adversary,
-    Batch,
     adversarial_step,
     discriminator_step,
     grads_found_inf,
@@ -52,7 +53,7 @@ def _adversary(kind: str) -> Adversary:
                                discriminator="unet_sn", d_num_feat=8)  # fmt: skip
     net_d = _discriminator()
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return Adversary(net_d, net_d, _adam(net_d), scaler, None, config)
+    return Adversary(net_d, net_d, _adam(net_d), scaler, None, GAN_LOSSES[config.gan_type], config)
 
 
 def _basicsr_discriminator_only_iteration(
