@@ -303,6 +303,9 @@ class EvaluateOptions:
 
 
 ALL_KERNELS: tuple[Kernel, ...] = KERNELS
+# Real-ESRGAN degrades a 400² crop of each HR image (RealESRGANDataset's crop_pad_size) and
+# cuts the training patch from the result.
+REALESRGAN_CROP = 400
 # Real-ESRGAN x4plus's kernel probabilities, in ALL_KERNELS' order.
 KERNEL_PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
@@ -362,6 +365,16 @@ class DegradationConfig:
         help="bicubic (the store's MATLAB-bicubic LR) | realesrgan (Real-ESRGAN's pipeline, made "
         "on the fly from the HR crop)",
     )
+    crop: int | None = option(
+        None,
+        help="side of the HR region that is degraded whole, a multiple of the scale; the "
+        "training patch is then cut from it at a random aligned position (images smaller "
+        f"than it are reflect-padded). null: Real-ESRGAN's crop_pad_size, {REALESRGAN_CROP}, "
+        "rounded up to a multiple of the scale and at least the patch",
+    )
+    usm_input: bool = option(
+        True, help="degrade the unsharp-masked HR, as Real-ESRGAN does (false: the plain HR)"
+    )
     # First degradation: blur, resize, noise, JPEG.
     blur_kernel_size: int = option(21, help=_BLUR_KERNEL_SIZE)
     kernel_list: tuple[Kernel, ...] = option(ALL_KERNELS, help=_KERNEL_LIST)
@@ -405,6 +418,10 @@ class DegradationConfig:
     gan_gt_usm: bool = option(False, help="discriminator sees an unsharp-masked HR as real")
 
     def __post_init__(self) -> None:
+        require(
+            self.crop is None or self.crop >= 1,
+            f"degradation.crop is {self.crop}; use a side in pixels >= 1, or null",
+        )
         for suffix in ("", "2"):
             size = getattr(self, f"blur_kernel_size{suffix}")
             require(
@@ -438,6 +455,12 @@ class DegradationConfig:
                 _check_probability(f"{name}{suffix}", getattr(self, f"{name}{suffix}"))
         for name in ("second_blur_prob", "final_sinc_prob", "final_resize_first_prob"):
             _check_probability(name, getattr(self, name))
+
+    def region(self, scale: int, patch_size: int) -> int:
+        """The side of the HR region degraded for one `patch_size` patch at `scale`."""
+        if self.crop is not None:
+            return self.crop
+        return max(patch_size, scale * -(-REALESRGAN_CROP // scale))
 
     @property
     def reads_store_lr(self) -> bool:

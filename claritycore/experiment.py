@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 import yaml
 
 from claritycore.config import AdversarialConfig, DegradationConfig, TrainingConfig
+from claritycore.degradation import crop_error
 from claritycore.errors import ConfigError
 from claritycore.models import AutoConfig, BaseConfig
 from claritycore.models.discriminators import DISCRIMINATORS
@@ -57,6 +58,10 @@ class ExperimentConfig:
                 f"patch_size={patch} is not a multiple of scale={scale}, so the LR patch "
                 f"would not align; use a multiple of {scale}, e.g. {scale * max(1, patch // scale)}"
             )
+        if not self.degradation.reads_store_lr:
+            error = crop_error(self.degradation, scale, patch)
+            if error is not None:
+                raise ConfigError(error)
         if adversarial is None:
             return
         if adversarial.d_init_steps >= self.training.steps:

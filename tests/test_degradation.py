@@ -14,12 +14,11 @@ import torch
 from PIL import Image
 
 from claritycore.config import DegradationConfig
-from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
+from claritycore.data.dataset import HRRegionDataset, collate_regions, orient
 from claritycore.degradation import (
     SampleDraw,
     StepDraw,
     collate_draws,
-    collate_hr_draws,
     degrade,
     degrade_image,
     degrade_with,
@@ -258,7 +257,7 @@ def test_degrade_image_mod_crops_and_is_reproducible():
         assert degrade_image(hr[:16, :21], CONFIG, scale=4, seed=1, index=index).shape == (4, 5, 3)
 
 
-def test_hr_dataset_crops_as_the_paired_dataset_and_returns_the_draws(tmp_path):
+def test_region_dataset_crops_pads_and_places_the_patch_as_a_pure_function(tmp_path):
     from claritycore.data.store import extract_store
 
     src = tmp_path / "src"
@@ -267,14 +266,40 @@ def test_hr_dataset_crops_as_the_paired_dataset_and_returns_the_draws(tmp_path):
     for i, (h, w) in enumerate([(96, 120), (80, 64)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(src / f"{i}.png")
     store = extract_store(src, tmp_path / "x4", 4, workers=1).path
-    paired = PairedPatchDataset(store, patch_size=32, seed=9, length=40)
-    ours = HRPatchDataset(store, patch_size=32, seed=9, length=40, degradation=CONFIG)
-    for index in range(40):
-        hr, draw = ours[index]
-        assert torch.equal(hr, paired[index][1])
-        assert draw.noise_seed == draw_sample(CONFIG, 9, index).noise_seed
-    hr, draws = collate_hr_draws([ours[i] for i in range(4)])
-    assert hr.shape == (4, 3, 32, 32) and hr.dtype == torch.uint8 and len(draws) == 4
+    config = DegradationConfig(type="realesrgan", crop=88)
+    ours = HRRegionDataset(store, patch_size=32, seed=9, length=5000, degradation=config)
+    hr = store_hr(store)
+    # Image 1 (80×64) holds one padded region, image 0 (96×120) 297: find a sample of each.
+    small = next(i for i in range(5000) if ours.draw(i)[0] == 1)
+    for index in [*range(40), small]:
+        region, draw, place = ours[index]
+        image, top, left, orientation, patch_top, patch_left = ours.draw(index)
+        # The region is a crop of the HR, reflect-padded (REFLECT_101) where the image is small.
+        padded = np.pad(
+            hr[image],
+            ((0, 0), (0, max(0, 88 - hr[image].shape[1])), (0, max(0, 88 - hr[image].shape[2]))),
+            mode="reflect",
+        )
+        expected = orient(padded[:, top : top + 88, left : left + 88], orientation)
+        assert torch.equal(region, torch.from_numpy(np.ascontiguousarray(expected)))
+        # The patch's LR place is aligned and inside the degraded 22² region.
+        assert place.tolist() == [patch_top, patch_left] and 0 <= min(place) <= max(place) <= 14
+        assert draw.noise_seed == draw_sample(config, 9, index).noise_seed
+        assert ours.draw(index) == ours.draw(index)  # a pure function of (seed, index)
+    regions, draws, places = collate_regions([ours[i] for i in range(4)])
+    assert regions.shape == (4, 3, 88, 88) and regions.dtype == torch.uint8 and len(draws) == 4
+    assert places.shape == (4, 2)
+    # Regions are drawn in proportion to their positions; patch places cover the region.
+    drawn = [ours.draw(i)[0] for i in range(5000)]
+    assert 0.5 / 298 < drawn.count(1) / 5000 < 2 / 298
+    assert len({ours.draw(i)[4:] for i in range(400)}) > 150
+
+
+def store_hr(store):
+    from claritycore.data.store import ImageStore
+
+    opened = ImageStore.open(store)
+    return [np.asarray(opened.hr_planar(i)) for i in range(len(opened.images))]
 
 
 def test_degradation_strength_matches_realesrgan():

@@ -28,6 +28,7 @@ GAN = {
     "adversarial.perceptual_weight": 0.0,
     # `-S` values stay in params.yaml after a run: undo test_realesrgan_degradation's.
     "degradation.type": "null",
+    "degradation.crop": "null",
 }  # fmt: skip
 
 
@@ -50,6 +51,7 @@ def first(repo: Repo) -> str:
 @pytest.mark.e2e
 def test_realesrgan_degradation_trains_on_the_sample_data(repo: Repo, first: str):
     out = repo.dvc("exp", "run", "-n", "real", *_args({"degradation.type": "realesrgan",
+                                                       "degradation.crop": 96,
                                                        "preset": "rrdbnet-litex2"}))  # fmt: skip
     # Other training data: train runs (extract does not: the stores are the same).
     assert {"resolve", "train", "adversarial", "evaluate"} <= set(_ran(out)), out

@@ -108,7 +108,7 @@ def test_d_init_steps_parses_and_leaves_the_gan_presets_hashes_as_they_were():
     # At its default 0 the field is not written: each GAN preset's config, and so its run key
     # and DVC run cache, is what it was before the field existed (hashes from before it).
     assert resolve("esrganx4").config_hash() == "21de2b0d70c07f2f"
-    assert resolve("realesrgan-litex2").config_hash() == "bd4d3329e045fe10"
+    assert resolve("realesrgan-litex2").config_hash() == "2e6fef119129311f"  # issue 31 moved it
     assert "d_init_steps" not in resolve("esrganx4").to_dict()["adversarial"]
     experiment = resolve("esrgan-litex2", {"steps": 10}, adversarial={"d_init_steps": 4})
     assert experiment.adversarial.d_init_steps == 4
@@ -187,6 +187,19 @@ def test_every_gan_preset_derives_the_stage_its_psnr_preset_resolves_to(name):
                                                                         "unet_sn"}),
          r"^discriminator unet_sn takes patch sides that are multiples of 8, not "
          r"patch_size=100; use e.g. 96$"),
+        # Real-ESRGAN's filters need each side above half the kernel after every resize.
+        (lambda: resolve("realesrnet-litex2", {"patch_size": 48}, degradation={"crop": 64}),
+         r"^degradation.crop=64 is too small at ×2: after the first resize \(down to ×0.15\) "
+         r"or at the LR size its sides no longer take the 21-tap blur or the 21-tap sinc; use "
+         r"crop >= 74$"),
+        (lambda: resolve("realesrnetx4", degradation={"crop": 398}),
+         r"^degradation.crop=398 must be a multiple of the scale 4 and hold the 256px patch; "
+         r"use e.g. 400$"),
+        (lambda: resolve("realesrnetx4", degradation={"crop": 200}),
+         r"^degradation.crop=200 must be a multiple of the scale 4 and hold the 256px patch"),
+        (lambda: resolve("rrdbnet-litex8", {"patch_size": 64},
+                         degradation={"type": "realesrgan", "crop": 80}),
+         r"^degradation.crop=80 is too small at ×8: .* use crop >= 88$"),
     ],
 )  # fmt: skip
 def test_bad_section_values_fail_in_one_line(call, message):
@@ -246,3 +259,13 @@ def test_one_line_error_keeps_the_brackets_it_quotes(capsys):
         parse(DegradationConfig, {"jpeg_range": [0, 95]}, "degradation")
     err = capsys.readouterr().err
     assert "use [min, max] with 1 <= min <= max <= 100" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("preset", "region"), [
+    ("realesrnetx4", 400), ("realesrnet-litex2", 400), ("rrdbnetx3", 402), ("rrdbnetx8", 512),
+])  # fmt: skip
+def test_the_default_region_is_realesrgans_400_fitted_to_the_scale_and_patch(preset, region):
+    experiment = resolve(preset, degradation={"type": "realesrgan"})
+    training, scale = experiment.training, experiment.model.scale
+    assert experiment.degradation.crop is None
+    assert experiment.degradation.region(scale, training.patch_size) == region

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
 from claritycore.config import DegradationConfig
-from claritycore.data.dataset import HRPatchDataset
+from claritycore.data.dataset import HRRegionDataset
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
 from claritycore.data.store import ImageStore, StoreError, ensure_store, extract_store
 from claritycore.errors import ConfigError
@@ -268,7 +268,8 @@ def test_an_hr_only_store_feeds_the_degrading_dataset_like_a_full_one(src, tmp_p
     full = extract_store(src, tmp_path / "full", 2, workers=1)
     hr_only = extract_store(src, tmp_path / "hr", 2, workers=1, hr_only=True)
     kwargs = {"patch_size": 16, "seed": 5, "length": 12, "degradation": REALESRGAN}
-    from_full, from_hr = HRPatchDataset(full.path, **kwargs), HRPatchDataset(hr_only.path, **kwargs)
+    from_full = HRRegionDataset(full.path, **kwargs)
+    from_hr = HRRegionDataset(hr_only.path, **kwargs)
     for index in range(12):
-        (a, _), (b, _) = from_full[index], from_hr[index]
-        assert torch.equal(a, b) and a.shape == (3, 16, 16)
+        (a, _, place_a), (b, _, place_b) = from_full[index], from_hr[index]
+        assert torch.equal(a, b) and a.shape == (3, 400, 400) and torch.equal(place_a, place_b)

@@ -42,7 +42,7 @@ def test_each_pair_source_makes_batches_of_the_right_shapes(tmp_path, kind):
     )
     collate = source.collate or default_collate
     item = collate([dataset[i] for i in range(2)])
-    context = BatchContext(degradation, scale, 0, torch.device("cpu"), False)
+    context = BatchContext(degradation, scale, patch, 0, torch.device("cpu"), False)
     batch = source.make_batch(context, item, 0)
     assert batch.low_res.shape == (2, 3, patch // scale, patch // scale)
     for target in (batch.pixel_target, batch.perceptual_target, batch.real):

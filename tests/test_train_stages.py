@@ -22,7 +22,8 @@ from claritycore.experiment import resolve
 from tests.helpers import TINY, latest, quick_options, random_vgg19, run, tiny_images
 
 ROOT = Path(__file__).resolve().parents[1]
-# Real-ESRNet's pipeline on 32² HR patches of 96² images; a GAN stage of the lite models with a
+# Real-ESRNet's pipeline on 32² HR patches cut from degraded 80² regions of 96² images (Real-
+# ESRGAN's 400² would only pad them); a GAN stage of the lite models with a
 # small U-Net discriminator (any multiple of 8) and a perceptual loss on a random VGG19.
 REALWORLD = ("realesrnet-litex2", {"steps": 8, "batch_size": 4, "patch_size": 32, **TINY}, {})
 ADVERSARIAL = {"discriminator": "unet_sn", "d_num_feat": 8, "perceptual_layers": {"conv2_2": 1.0}}
@@ -46,7 +47,7 @@ CHILD = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         checkpoint.save = save_then_die
     preset, overrides, adversarial = spec["experiment"]
-    degradation = {"type": "realesrgan"} if spec["realworld"] else {}
+    degradation = {"type": "realesrgan", "crop": 80} if spec["realworld"] else {}
     experiment = resolve(preset, overrides, degradation=degradation, adversarial=adversarial)
     options = quick_options(**spec["options"])
     run(Path(spec["root"]), experiment, options, Path(spec["store"]), pretrained=spec["pretrained"])
@@ -214,7 +215,7 @@ def test_adversarial_run_logs_every_term_and_starts_from_the_psnr_model(tmp_path
     # Real-ESRGAN's vanilla GAN on its degradations, on the ESRGAN preset's tiny model.
     vanilla = {**ADVERSARIAL, "gan_type": "vanilla", "gan_weight": 0.1, "pixel_weight": 1.0}
     experiment = resolve(GAN[0], {**GAN[1], "steps": 2}, adversarial=vanilla,
-                         degradation={"type": "realesrgan"})  # fmt: skip
+                         degradation={"type": "realesrgan", "crop": 80})  # fmt: skip
     root = tmp_path / "run"
     # One step with zero learning rates: the generator must still be the PSNR model's.
     frozen = resolve(experiment.preset, {**GAN[1], "steps": 1, "lr": 1e-30},

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from claritycore.config import DegradationConfig
 from claritycore.data.store import ImageStore
-from claritycore.degradation import SampleDraw, draw_sample
+from claritycore.degradation import BatchedDraws, SampleDraw, collate_draws, draw_sample
 
 ORIENTATIONS = 8
 _PERSON = b"claritycore-crop"  # domain separation: these draws are for crops only
@@ -63,9 +63,15 @@ def _oriented_tensor(planes: np.ndarray, orientation: int) -> torch.Tensor:
     return tensor.flip(2) if flip_columns else tensor
 
 
-class _CropDraws(Dataset):
-    """What both patch datasets share: the store, its usable images, and each sample's crop
-    position and orientation (`draw`); each dataset reads its own item from them."""
+class PairedPatchDataset(Dataset):
+    """Aligned random crops `(lr, hr)` as uint8 CHW tensors from the store at `store_path`.
+
+    `patch_size` is the HR side (a multiple of the store's scale). Sample `i` is drawn
+    uniformly over every LR crop position of every usable image (so large images give
+    proportionally more crops), then, with `augment`, one of the 8 orientations. The HR crop
+    is the LR position times the scale. Images smaller than the patch are skipped with a
+    warning; `len(self)` is `length`.
+    """
 
     def __init__(
         self, store_path: Path, *, patch_size: int, seed: int, length: int, augment: bool = True
@@ -117,17 +123,6 @@ class _CropDraws(Dataset):
         orientation = word1 % ORIENTATIONS if self.augment else 0
         return self.usable[j], top, left, orientation
 
-
-class PairedPatchDataset(_CropDraws):
-    """Aligned random crops `(lr, hr)` as uint8 CHW tensors from the store at `store_path`.
-
-    `patch_size` is the HR side (a multiple of the store's scale). Sample `i` is drawn
-    uniformly over every LR crop position of every usable image (so large images give
-    proportionally more crops), then, with `augment`, one of the 8 orientations. The HR crop
-    is the LR position times the scale. Images smaller than the patch are skipped with a
-    warning; `len(self)` is `length`.
-    """
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f"sample {index} out of range for a dataset of {self.length}")
@@ -138,11 +133,14 @@ class PairedPatchDataset(_CropDraws):
         return _oriented_tensor(lr, orientation), _oriented_tensor(hr, orientation)
 
 
-class HRPatchDataset(_CropDraws):
-    """HR crops `(hr, draw)` for degradation on the training device: the same crop positions
-    and orientations as PairedPatchDataset for the same (seed, index), with sample `index`'s
-    degradation choices (`draw_sample`). Reads only the store's HR planes; batch with
-    `claritycore.degradation.collate_hr_draws`."""
+class HRRegionDataset(Dataset):
+    """HR regions for degradation on the training device, as Real-ESRGAN feeds its pipeline:
+    sample `i` is a `degradation.region(...)`² crop of one HR image (reflect-padded at the
+    bottom and right where the image is smaller), in one of the 8 orientations, with its
+    degradation choices (`draw_sample`) and the LR position of the training patch that is cut
+    from the degraded region. Every choice is a pure function of (seed, i). Regions are drawn
+    uniformly over every position in every image, as PairedPatchDataset draws its crops.
+    Reads only the store's HR planes; batch with `collate_regions`."""
 
     def __init__(
         self,
@@ -154,15 +152,62 @@ class HRPatchDataset(_CropDraws):
         degradation: DegradationConfig,
         augment: bool = True,
     ) -> None:
-        super().__init__(
-            store_path, patch_size=patch_size, seed=seed, length=length, augment=augment
-        )
+        self.store = ImageStore.open(store_path)
+        self.scale = scale = self.store.scale
+        if not 0 <= seed < 2**64 or length < 0:
+            raise ValueError(f"seed and length must be non-negative, got {seed} and {length}")
+        self.region = region = degradation.region(scale, patch_size)
+        if patch_size <= 0 or patch_size % scale or region % scale or region < patch_size:
+            raise ValueError(
+                f"patch_size={patch_size} and region {region} must be multiples of the store's "
+                f"scale {scale}, the region at least the patch ({self.store.path})"
+            )
+        self.patch_size, self.seed, self.length, self.augment = patch_size, seed, length, augment
         self.degradation = degradation
+        self._shapes = [image.hr_shape[1:] for image in self.store.images]
+        rows = np.array([max(h, region) - region + 1 for h, _ in self._shapes], dtype=np.int64)
+        self._cols = np.array([max(w, region) - region + 1 for _, w in self._shapes])
+        self._ends = np.cumsum(rows * self._cols)
+        self._total = int(self._ends[-1])
+        # Aligned LR positions of the patch in the degraded region, per side.
+        self._patch_places = (region - patch_size) // scale + 1
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, SampleDraw]:
+    def __len__(self) -> int:
+        return self.length
+
+    def draw(self, index: int) -> tuple[int, int, int, int, int, int]:
+        """(image, region top, region left, orientation, patch LR top, patch LR left) of
+        sample `index`: a pure function."""
+        word0, word1 = counter_random(self.seed, index)
+        position = word0 % self._total  # modulo bias below total/2^64
+        image = int(np.searchsorted(self._ends, position, side="right"))
+        position -= int(self._ends[image - 1]) if image else 0
+        top, left = divmod(position, int(self._cols[image]))
+        orientation = word1 % ORIENTATIONS if self.augment else 0
+        places = self._patch_places
+        patch_top, patch_left = divmod((word1 // ORIENTATIONS) % (places * places), places)
+        return image, top, left, orientation, patch_top, patch_left
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, SampleDraw, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f"sample {index} out of range for a dataset of {self.length}")
-        image, top, left, orientation = self.draw(index)
-        top, left, p = top * self.scale, left * self.scale, self.patch_size
-        hr = self.store.hr_planar(image)[:, top : top + p, left : left + p]
-        return _oriented_tensor(hr, orientation), draw_sample(self.degradation, self.seed, index)
+        image, top, left, orientation, patch_top, patch_left = self.draw(index)
+        planes, side = self.store.hr_planar(image), self.region
+        h, w = self._shapes[image]
+        if h < side or w < side:
+            # Real-ESRGAN pads a small image with cv2.BORDER_REFLECT_101 (numpy's "reflect").
+            pad = ((0, 0), (0, max(0, side - h)), (0, max(0, side - w)))
+            planes = np.pad(planes, pad, mode="reflect")
+        region = planes[:, top : top + side, left : left + side]
+        draw = draw_sample(self.degradation, self.seed, index)
+        return _oriented_tensor(region, orientation), draw, torch.tensor([patch_top, patch_left])
+
+
+def collate_regions(
+    batch: list[tuple[torch.Tensor, SampleDraw, torch.Tensor]],
+) -> tuple[torch.Tensor, BatchedDraws, torch.Tensor]:
+    """DataLoader collate_fn for HRRegionDataset: (B, 3, R, R) uint8 regions, their draws and
+    the (B, 2) LR positions of their patches."""
+    regions = torch.stack([region for region, _, _ in batch])
+    places = torch.stack([place for _, _, place in batch])
+    return regions, collate_draws([draw for _, draw, _ in batch]), places

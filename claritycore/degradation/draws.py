@@ -111,13 +111,6 @@ def collate_draws(draws: list[SampleDraw]) -> BatchedDraws:
     return BatchedDraws(**{f.name: stack(f.name) for f in fields(BatchedDraws)})
 
 
-def collate_hr_draws(
-    batch: list[tuple[torch.Tensor, SampleDraw]],
-) -> tuple[torch.Tensor, BatchedDraws]:
-    """DataLoader collate_fn for HRPatchDataset: (B, 3, H, W) uint8 HR and their draws."""
-    return torch.stack([hr for hr, _ in batch]), collate_draws([draw for _, draw in batch])
-
-
 def _stage_kernel(
     rng: np.random.Generator, config: DegradationConfig, suffix: str
 ) -> tuple[np.ndarray, int]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from claritycore.config import DegradationConfig
 from claritycore.degradation.draws import (
+    FINAL_SINC_SIZE,
     BatchedDraws,
     ResizeDraw,
     StepDraw,
@@ -206,3 +207,32 @@ def degrade_image(
     draws = collate_draws([draw_sample(config, seed, index)])
     lr = degrade(image, draws, config, scale=scale, seed=seed, step=index)
     return (lr[0] * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def crop_error(config: DegradationConfig, scale: int, patch_size: int) -> str | None:
+    """Why the region `config.crop` cannot be degraded at `scale` and cut into `patch_size`
+    patches, or None. Real-ESRGAN's reflect padding needs each side above half the kernel: the
+    first blur runs on the region, the second after the first resize (at most down to
+    resize_range[0]), the final sinc at the LR size; and the patch is cut from the region at
+    an aligned place."""
+    crop = config.region(scale, patch_size)
+    if crop % scale or crop < patch_size:
+        return (
+            f"degradation.crop={crop} must be a multiple of the scale {scale} and hold the "
+            f"{patch_size}px patch; use e.g. {max(patch_size, scale * -(-crop // scale))}"
+        )
+
+    def fits(side: int) -> bool:
+        first = side > config.blur_kernel_size // 2
+        second = int(side * config.resize_range[0]) > config.blur_kernel_size2 // 2
+        return first and second and side // scale > FINAL_SINC_SIZE // 2
+
+    if fits(crop):
+        return None
+    smallest = next(side for side in range(scale, 1 << 16, scale) if fits(side))
+    return (
+        f"degradation.crop={crop} is too small at ×{scale}: after the first resize (down to "
+        f"×{config.resize_range[0]:g}) or at the LR size its sides no longer take the "
+        f"{config.blur_kernel_size2}-tap blur or the {FINAL_SINC_SIZE}-tap sinc; use crop >= "
+        f"{max(smallest, patch_size)}"
+    )

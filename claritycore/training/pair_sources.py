@@ -4,9 +4,11 @@ Each entry says what the data loader reads from the store and how the loader's i
 becomes a `Batch` on the training device:
 
 - `bicubic`: the store's LR planes (MATLAB bicubic of the HR, or a paired source's own LR);
-- `realesrgan`: HR crops only; the LR is Real-ESRGAN's second-order degradation, drawn per
-  sample in the loader (a pure function of seed and sample index) and synthesised here, batched
-  on the device (per-batch choices a pure function of seed and step).
+- `realesrgan`: HR regions only (`degradation.crop`, Real-ESRGAN's 400²); the LR is
+  Real-ESRGAN's second-order degradation of the whole region, drawn per sample in the loader
+  (a pure function of seed and sample index) and synthesised here, batched on the device
+  (per-batch choices a pure function of seed and step); then the training patch is cut from the
+  degraded region at the sample's aligned position, as Real-ESRGAN's `paired_random_crop`.
 
 A new degradation is a new entry here and its own module beside `claritycore/degradation/`.
 """
@@ -21,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from claritycore.config import DegradationConfig
-from claritycore.data.dataset import HRPatchDataset, PairedPatchDataset
-from claritycore.degradation import collate_hr_draws, degrade, usm_sharp
+from claritycore.data.dataset import HRRegionDataset, PairedPatchDataset, collate_regions
+from claritycore.degradation import degrade, usm_sharp
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class BatchContext:
 
     degradation: DegradationConfig
     scale: int
+    patch_size: int
     seed: int
     device: torch.device
     channels_last: bool
@@ -65,22 +68,35 @@ def _store_batch(context: BatchContext, item: tuple, step: int) -> Batch:
     return Batch(low_res, high_res, high_res, high_res)
 
 
-def _hr_crops(store: Path, *, patch_size: int, seed: int, length: int,
-              degradation: DegradationConfig) -> Dataset:  # fmt: skip
-    return HRPatchDataset(
+def _hr_regions(store: Path, *, patch_size: int, seed: int, length: int,
+                degradation: DegradationConfig) -> Dataset:  # fmt: skip
+    return HRRegionDataset(
         store, patch_size=patch_size, seed=seed, length=length, degradation=degradation
     )
 
 
+def _cut(images: torch.Tensor, places: torch.Tensor, side: int, scale: int) -> torch.Tensor:
+    """Each image's `side`² patch at its LR place (top, left) times `scale`."""
+    return torch.stack([
+        image[:, top * scale : top * scale + side, left * scale : left * scale + side]
+        for image, (top, left) in zip(images, places.tolist(), strict=True)
+    ])  # fmt: skip
+
+
 def _realesrgan_batch(context: BatchContext, item: tuple, step: int) -> Batch:
-    degradation = context.degradation
-    high_res, draws = to_device(item[0], context.device, False), item[1]
-    # Real-ESRGAN degrades the unsharp-masked HR, which is also the sharpened target.
+    degradation, scale = context.degradation, context.scale
+    regions, draws, places = item
+    high_res = to_device(regions, context.device, False)
     sharp = usm_sharp(high_res)
-    low_res = degrade(high_res, draws, degradation, scale=context.scale, seed=context.seed,
-                      step=step, hr_usm=sharp)  # fmt: skip
+    # Real-ESRGAN degrades the unsharp-masked HR (usm_input), which is also the sharpened target.
+    source = sharp if degradation.usm_input else high_res
+    degraded = degrade(high_res, draws, degradation, scale=scale, seed=context.seed, step=step,
+                       hr_usm=source)  # fmt: skip
+    patch = context.patch_size
+    low_res = _cut(degraded, places, patch // scale, 1)
     flags = (degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)
-    targets = [sharp if flag else high_res for flag in flags]
+    cut = {False: _cut(high_res, places, patch, scale), True: _cut(sharp, places, patch, scale)}
+    targets = [cut[flag] for flag in flags]
     if context.channels_last:
         low_res, *targets = (
             t.contiguous(memory_format=torch.channels_last) for t in (low_res, *targets)
@@ -100,5 +116,5 @@ class PairSource:
 
 PAIR_SOURCES: dict[str, PairSource] = {
     "bicubic": PairSource(_store_pairs, None, _store_batch),
-    "realesrgan": PairSource(_hr_crops, collate_hr_draws, _realesrgan_batch),
+    "realesrgan": PairSource(_hr_regions, collate_regions, _realesrgan_batch),
 }

@@ -325,8 +325,9 @@ def _setup(job: TrainJob) -> Run:
     )  # fmt: skip
     pair_source = PAIR_SOURCES[experiment.degradation.type]
     context = BatchContext(
-        experiment.degradation, experiment.model.scale, options.seed, device, channels_last
-    )
+        experiment.degradation, experiment.model.scale, cfg.patch_size, options.seed, device,
+        channels_last,
+    )  # fmt: skip
     console = Console(quiet=not dist.is_main)
     return Run(
         job=job, dist=dist, precision=precision, channels_last=channels_last, compiled=compiled,
