@@ -323,3 +323,40 @@ def test_degradation_strength_matches_realesrgan():
     assert abs(ours.mean() - theirs.mean()) < 0.3, (ours.mean(), theirs.mean())
     quartiles = np.percentile([ours, theirs], [25, 50, 75], axis=1)
     assert np.abs(quartiles[:, 0] - quartiles[:, 1]).max() < 0.5, quartiles
+
+
+@pytest.mark.parametrize("usm_input", [True, False])
+def test_training_batches_cut_the_patch_from_the_degraded_region(tmp_path, usm_input):
+    """The realesrgan pair source degrades each whole region (from the unsharp-masked HR, or
+    the plain one with usm_input false) and cuts LR and HR patches at the drawn aligned place;
+    a batch split over two ranks gives every sample bit for bit alike."""
+    from claritycore.data.store import extract_store
+    from claritycore.training.pair_sources import PAIR_SOURCES, BatchContext
+    from tests.helpers import tiny_images
+
+    store = extract_store(tiny_images(tmp_path / "images", size=96), tmp_path / "x2", 2,
+                          workers=1).path  # fmt: skip
+    config = DegradationConfig(type="realesrgan", crop=80, usm_input=usm_input, l1_gt_usm=False)
+    source = PAIR_SOURCES["realesrgan"]
+    dataset = source.open_dataset(store, patch_size=32, seed=3, length=8, degradation=config)
+    context = BatchContext(config, 2, 32, 3, torch.device("cpu"), False)
+    whole = source.make_batch(context, source.collate([dataset[i] for i in range(4)]), 5)
+    halves = [source.make_batch(context, source.collate([dataset[i] for i in part]), 5)
+              for part in ((0, 1), (2, 3))]  # fmt: skip
+    assert torch.equal(whole.low_res, torch.cat([h.low_res for h in halves]))
+    regions, draws, places = source.collate([dataset[i] for i in range(4)])
+    hr = regions.float() / 255
+    source_hr = usm_sharp(hr) if usm_input else hr
+    lr = degrade(hr, draws, config, scale=2, seed=3, step=5, hr_usm=source_hr)
+    for i, (top, left) in enumerate(places.tolist()):
+        assert torch.equal(whole.low_res[i], lr[i, :, top : top + 16, left : left + 16])
+        expected_hr = hr[i, :, 2 * top : 2 * top + 32, 2 * left : 2 * left + 32]
+        assert torch.equal(whole.pixel_target[i], expected_hr)  # l1_gt_usm false: plain HR
+        assert torch.equal(
+            whole.perceptual_target[i],
+            usm_sharp(hr)[i, :, 2 * top : 2 * top + 32, 2 * left : 2 * left + 32],
+        )
+    other = replace(config, usm_input=not usm_input)
+    assert not torch.equal(whole.low_res, source.make_batch(
+        BatchContext(other, 2, 32, 3, torch.device("cpu"), False),
+        source.collate([dataset[i] for i in range(4)]), 5).low_res)  # fmt: skip
