@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -23,8 +22,8 @@ from claritycore.config import (
 from claritycore.models import config_classes
 from claritycore.params_doc import FILES, TABLES, render_params, render_tables, yaml_value
 from claritycore.schema import field_help
+from tests.committed import committed_text
 
-ROOT = Path(__file__).resolve().parents[1]
 DESCRIBED = [
     DataOptions, ExtractOptions, TrainingConfig, TrainOptions, EvaluateOptions, DegradationConfig,
     AdversarialConfig, *config_classes(),
@@ -53,13 +52,13 @@ def test_the_help_of_a_choice_names_every_choice(cls):
 
 @pytest.mark.parametrize("name", FILES)
 def test_committed_file_is_the_generated_one(name):
-    text = (ROOT / name).read_text()
+    text = committed_text(name)
     assert FILES[name](text) == text, f"{name} is stale: run `python -m claritycore.params_doc`"
 
 
 def test_params_yaml_comments_are_remade_from_the_help():
     """A stale comment is rewritten and a missing key put back; the rest is kept."""
-    text = (ROOT / "params.yaml").read_text()
+    text = committed_text("params.yaml")
     loss = "# pixel loss: l1 | l2 | charbonnier"
     gamma = "  lr_gamma: null      # multistep: factor applied at each milestone, e.g. 0.5\n"
     assert loss in text and gamma in text
@@ -67,7 +66,7 @@ def test_params_yaml_comments_are_remade_from_the_help():
 
 
 def test_params_yaml_shows_degradation_defaults_and_gan_presets_values():
-    text = (ROOT / "params.yaml").read_text()
+    text = committed_text("params.yaml")
     assert "  d_num_feat: null         # discriminator base channels (64)\n" in text
     assert "# weight of the generator's GAN loss: higher = more (and more\n" in text
     assert "# hallucinated) texture (ESRGAN 0.005, Real-ESRGAN 0.1)\n" in text
@@ -75,7 +74,7 @@ def test_params_yaml_shows_degradation_defaults_and_gan_presets_values():
 
 
 def test_docs_tables_are_made_from_the_help_and_values():
-    pages = {name: (ROOT / name).read_text() for name in FILES if name.endswith(".md")}
+    pages = {name: committed_text(name) for name in FILES if name.endswith(".md")}
     marked = {table: [n for n, text in pages.items() if f"params-table: {table} " in text]
               for table in TABLES}  # fmt: skip
     assert marked == {"degradation": ["docs/real-world.md"], "adversarial": ["docs/perceptual.md"]}
