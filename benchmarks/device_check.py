@@ -8,8 +8,10 @@
    (AMP, channels_last, compile) at the preset's batch and patch, timed after as many warm-up
    (and compilation) steps, with the model FLOP utilisation against the GPU's bf16 peak;
 3. tiled inference of `rrdbnetx4` on a DIV2K-sized ×4 LR image (images/s, peak GPU memory);
-4. Real-ESRGAN's degradation (`usm_sharp` + `degrade`) on the device at the realesrnetx4
-   batch and patch (48×256²) and at rrdbnetx4's, as a share of rrdbnetx4's step from part 2.
+4. Real-ESRGAN's degradation as training does it (the `realesrgan` pair source's make_batch:
+   400² HR regions to the device, unsharp masking, `degrade`, the patch cut) at the
+   realesrnetx4 batch and patch (48×256²) and at rrdbnetx4's, as a share of rrdbnetx4's step
+   from part 2.
 
 Each part runs in its own process with a time limit, so one that hangs or fails is reported and
 the rest still run. Writes one JSON file (`$OUT/device_check.json` when `$OUT` is set, else
@@ -103,26 +105,31 @@ def train_child(preset: str, steps: int, cpu_batch: int, cpu_patch: int) -> dict
     }
 
 
-def degrade_child(batch: int, patch: int, steps: int) -> dict:
-    """Median time of one batch's degradation (draws, USM target, degrade) on the device."""
+def degrade_child(batch: int, patch: int, crop: int, steps: int) -> dict:
+    """Median time of one batch's degradation on the device as the training step makes it:
+    the `realesrgan` pair source's make_batch on crop² uint8 regions (draws made beforehand,
+    as the data loader does)."""
     from claritycore.config import DegradationConfig
-    from claritycore.degradation import collate_draws, degrade, draw_sample, usm_sharp
+    from claritycore.degradation import collate_draws, draw_sample
+    from claritycore.training.pair_sources import PAIR_SOURCES, BatchContext
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = DegradationConfig(type="realesrgan")
-    hr = torch.rand(batch, 3, patch, patch, device=device)
+    config = DegradationConfig(type="realesrgan", crop=crop)
+    context = BatchContext(config, 4, patch, 0, device, device.type == "cuda")
+    regions = torch.randint(0, 256, (batch, 3, crop, crop), dtype=torch.uint8)
+    places = torch.randint(0, (crop - patch) // 4 + 1, (batch, 2))
     times = []
     for step in range(2 * steps):  # the first half warms up (kernels, allocator)
         draws = collate_draws([draw_sample(config, 0, step * batch + i) for i in range(batch)])
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        degrade(hr, draws, config, scale=4, seed=0, step=step, hr_usm=usm_sharp(hr))
+        PAIR_SOURCES["realesrgan"].make_batch(context, (regions, draws, places), step)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     median = sorted(times[steps:])[steps // 2] * 1000
-    return {"batch_size": batch, "patch_size": patch, "degrade_ms": median}
+    return {"batch_size": batch, "patch_size": patch, "crop": crop, "degrade_ms": median}
 
 
 def main(
@@ -141,8 +148,9 @@ def main(
         print(json.dumps(train_child(child_train, steps, cpu_batch=2, cpu_patch=64)))
         return
     if child_degrade is not None:
-        batch, patch = map(int, child_degrade.split("x"))
-        print(json.dumps(degrade_child(batch, patch, steps)))
+        sizes, crop = child_degrade.split("@")
+        batch, patch = map(int, sizes.split("x"))
+        print(json.dumps(degrade_child(batch, patch, int(crop), steps)))
         return
     console = Console(width=None if sys.stdout.isatty() else 120)
     cuda = torch.cuda.is_available()
@@ -173,7 +181,7 @@ def main(
     console.print("[bold]4/4[/] Real-ESRGAN degradation")
     step_ms = next((r["step_ms"] for r in result["training"] if "step_ms" in r), None)
     result["degradation"] = []
-    for shape in ("48x256", "16x128") if cuda else ("2x64",):
+    for shape in ("48x256@400", "16x128@400") if cuda else ("2x64@128",):
         command = [sys.executable, "-m", "benchmarks.device_check", "--child-degrade", shape,
                    "--steps", "10"]  # fmt: skip
         row = _child_json(command, degrade_timeout)
@@ -213,7 +221,7 @@ def main(
             continue
         share = row.get("share_of_rrdbnetx4_step")
         share = f" ({share:.0%} of an rrdbnetx4 step)" if share else ""
-        table.add_row(f"degrade {row['batch_size']}×{row['patch_size']}²",
+        table.add_row(f"degrade {row['batch_size']}×{row['patch_size']}² of {row['crop']}²",
                       f"{row['degrade_ms']:.1f} ms/batch{share}")  # fmt: skip
     console.print(table)
     console.print(f"wrote {out}")
