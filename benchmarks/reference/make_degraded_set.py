@@ -6,7 +6,8 @@ in the project's: ClarityCore does not import them. Each HR image (mod-cropped t
 the kernels `RealESRGANDataset.__getitem__` draws and goes through `RealESRGANModel.feed_data`
 with Real-ESRGAN x4plus's options, as a batch of one, with the final random crop and the
 training-pair queue switched off. Writes <out>/HR/<name>.png and <out>/LR/<name>.png, the paired
-layout `claritycore evaluate --data NAME=<out>` scores on the given LR.
+layout `claritycore evaluate --data NAME=<out>` scores on the given LR. `--plain-hr` degrades the
+plain HR instead of the unsharp-masked one (feed_data's `gt_usm`), as a camera degrades a scene.
 
     /work/refvenv/bin/python benchmarks/reference/make_degraded_set.py \
         ../shared/benchmarks/Set14 --scale 2 --seed 1 --out /tmp/Set14-realesrgan-ref
@@ -85,6 +86,11 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--plain-hr",
+        action="store_true",
+        help="degrade the plain HR, not the unsharp-masked one feed_data degrades",
+    )
     args = parser.parse_args()
     for sub in ("GTmod12", "HR", "GT", "original"):
         if (args.hr / sub).is_dir():
@@ -127,7 +133,8 @@ def main() -> None:
 
     model = realesrgan_model.RealESRGANModel.__new__(realesrgan_model.RealESRGANModel)
     model.opt, model.is_train, model.device = options, True, torch.device("cpu")
-    model.usm_sharpener = USMSharp()
+    # feed_data degrades gt_usm = usm_sharpener(gt); the identity makes that the plain HR.
+    model.usm_sharpener = (lambda gt: gt) if args.plain_hr else USMSharp()
     model.jpeger = DiffJPEG(differentiable=False)
     model._dequeue_and_enqueue = lambda: None  # the pool mixes batches: off for a fixed set
     realesrgan_model.paired_random_crop = lambda gts, lq, size, scale: (gts, lq)
