@@ -595,8 +595,10 @@ def _run(job: TrainJob) -> Path:
                 if run.adversary is not None:
                     row["train/lr_d"] = learning_rate * run.adversary.config.d_lr / cfg.lr
                 log.log(step, row | window.row(step, cfg.batch_size, run.dist))
-                loss = log.history[-1].get("train/loss", math.nan)
-                progress.update(task, description=f"loss {loss:.4f}")
+                loss = log.history[-1].get("train/loss")
+                # Discriminator-only rows have no generator loss.
+                shown = "D only" if loss is None else f"loss {loss:.4f}"
+                progress.update(task, description=shown)
 
             # Validate and save: their time is kept out of the logged step time.
             if step % options.val_every == 0 or last:
