@@ -95,7 +95,8 @@ def _realesrgan_batch(context: BatchContext, item: tuple, step: int) -> Batch:
     patch = context.patch_size
     low_res = _cut(degraded, places, patch // scale, 1)
     flags = (degradation.l1_gt_usm, degradation.percep_gt_usm, degradation.gan_gt_usm)
-    cut = {False: _cut(high_res, places, patch, scale), True: _cut(sharp, places, patch, scale)}
+    # Only the targets some loss uses are cut (each is a copy of B patches).
+    cut = {flag: _cut(sharp if flag else high_res, places, patch, scale) for flag in set(flags)}
     targets = [cut[flag] for flag in flags]
     if context.channels_last:
         low_res, *targets = (
