@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,11 @@ from torch.utils.data import Dataset
 from claritycore.config import DegradationConfig
 from claritycore.data.store import ImageStore
 from claritycore.degradation import BatchedDraws, SampleDraw, collate_draws, draw_sample
+from claritycore.degradation.draws import counter_generator
 
 ORIENTATIONS = 8
 _PERSON = b"claritycore-crop"  # domain separation: these draws are for crops only
+_EPOCH_PERSON = b"claritycore-epoc"  # and these for the order of the images in an epoch
 
 
 def counter_random(seed: int, index: int) -> tuple[int, int]:
@@ -138,9 +141,11 @@ class HRRegionDataset(Dataset):
     sample `i` is a `degradation.region(...)`² crop of one HR image (reflect-padded at the
     bottom and right where the image is smaller), in one of the 8 orientations, with its
     degradation choices (`draw_sample`) and the LR position of the training patch that is cut
-    from the degraded region. Every choice is a pure function of (seed, i). Regions are drawn
-    uniformly over every position in every image, as PairedPatchDataset draws its crops.
-    Reads only the store's HR planes; batch with `collate_regions`."""
+    from the degraded region. Every choice is a pure function of (seed, i). The images are
+    taken as Real-ESRGAN's DataLoader takes them: each once per epoch, in an order shuffled
+    anew each epoch (`epoch_order`), so a small image counts as much as a large one; the
+    region is uniform over the image's positions. Reads only the store's HR planes; batch with
+    `collate_regions`."""
 
     def __init__(
         self,
@@ -165,10 +170,12 @@ class HRRegionDataset(Dataset):
         self.patch_size, self.seed, self.length, self.augment = patch_size, seed, length, augment
         self.degradation = degradation
         self._shapes = [image.hr_shape[1:] for image in self.store.images]
-        rows = np.array([max(h, region) - region + 1 for h, _ in self._shapes], dtype=np.int64)
-        self._cols = np.array([max(w, region) - region + 1 for _, w in self._shapes])
-        self._ends = np.cumsum(rows * self._cols)
-        self._total = int(self._ends[-1])
+        # Region positions per image: top in [0, rows), left in [0, cols).
+        self._cols = [max(w, region) - region + 1 for _, w in self._shapes]
+        self._positions = [
+            (max(h, region) - region + 1) * cols
+            for (h, _), cols in zip(self._shapes, self._cols, strict=True)
+        ]
         # Aligned LR positions of the patch in the degraded region, per side.
         self._patch_places = (region - patch_size) // scale + 1
 
@@ -179,10 +186,10 @@ class HRRegionDataset(Dataset):
         """(image, region top, region left, orientation, patch LR top, patch LR left) of
         sample `index`: a pure function."""
         word0, word1 = counter_random(self.seed, index)
-        position = word0 % self._total  # modulo bias below total/2^64
-        image = int(np.searchsorted(self._ends, position, side="right"))
-        position -= int(self._ends[image - 1]) if image else 0
-        top, left = divmod(position, int(self._cols[image]))
+        epoch, turn = divmod(index, len(self._shapes))
+        image = int(epoch_order(self.seed, epoch, len(self._shapes))[turn])
+        # Modulo bias below positions/2^64.
+        top, left = divmod(word0 % self._positions[image], self._cols[image])
         orientation = word1 % ORIENTATIONS if self.augment else 0
         places = self._patch_places
         patch_top, patch_left = divmod((word1 // ORIENTATIONS) % (places * places), places)
@@ -201,6 +208,13 @@ class HRRegionDataset(Dataset):
         region = planes[:, top : top + side, left : left + side]
         draw = draw_sample(self.degradation, self.seed, index)
         return _oriented_tensor(region, orientation), draw, torch.tensor([patch_top, patch_left])
+
+
+@lru_cache(maxsize=2)  # a batch spans at most two epochs
+def epoch_order(seed: int, epoch: int, images: int) -> np.ndarray:
+    """The order in which epoch `epoch` takes the `images` images: a permutation that is a
+    pure function of (seed, epoch)."""
+    return counter_generator(_EPOCH_PERSON, seed, epoch).permutation(images)
 
 
 def collate_regions(
