@@ -22,7 +22,16 @@ import yaml
 
 from tests.pipeline_repo import ROOT, Repo, config_param, metric, set_args
 
-STAGES = ("fetch", "extract", "resolve", "weights", "train", "adversarial", "evaluate")
+STAGES = (
+    "fetch",
+    "extract_hr",
+    "extract",
+    "resolve",
+    "weights",
+    "train",
+    "adversarial",
+    "evaluate",
+)
 
 
 @pytest.mark.e2e
