@@ -81,7 +81,7 @@ def test_crops_at_scaled_positions_are_aligned(src, tmp_path, scale):
 def test_output_is_byte_identical_across_runs_and_worker_counts(src, tmp_path):
     a = extract_store(src, tmp_path / "a" / "x3", 3, workers=1, hr_store=tmp_path / "a" / "hr")
     extract_store(src, a.path, 3, workers=1, hr_store=tmp_path / "a" / "hr")  # a re-run
-    b = extract_store(src, tmp_path / "b" / "x3", 3, workers=2, hr_store=tmp_path / "b" / "hr")
+    extract_store(src, tmp_path / "b" / "x3", 3, workers=2, hr_store=tmp_path / "b" / "hr")
     for store in ("hr", "x3"):
         files = sorted(p.name for p in (tmp_path / "a" / store).iterdir())
         assert files == (["hr.u8", "index.json"] if store == "hr" else ["index.json", "lr.u8"])
