@@ -128,7 +128,9 @@ def _pack_hr_one(
     _write_planes(file, offsets[0], pixels)
     image = Image.fromarray(pixels)
     for offset, (height, width) in zip(offsets[1:], sizes[1:], strict=True):
-        _write_planes(file, offset, np.asarray(image.resize((width, height), Image.LANCZOS)))
+        _write_planes(
+            file, offset, np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+        )
     return note
 
 
@@ -142,7 +144,9 @@ def extract_hr_store(
     paths = hr_images(src)
     if not paths:
         raise FileNotFoundError(f"no images in {src}; run `python -m stages.fetch` first")
-    entries, jobs, end = [], [], 0
+    entries: list[dict] = []
+    plans: list[tuple[Path, list[int], list[tuple[int, int]]]] = []
+    end = 0
     for path in paths:
         sizes = [image_size(path)]
         names = [path.name]
@@ -154,11 +158,11 @@ def extract_hr_store(
             entries.append({"name": name, "shape": [3, height, width], "offset": end})
             offsets.append(end)
             end += 3 * height * width
-        jobs.append((path, offsets, sizes))
+        plans.append((path, offsets, sizes))
     started = time.perf_counter()
     with staged_dir(dest) as tmp:
         _allocate(tmp / HR_FILE, end)
-        jobs = [(path, tmp / HR_FILE, offsets, sizes) for path, offsets, sizes in jobs]
+        jobs = [(path, tmp / HR_FILE, offsets, sizes) for path, offsets, sizes in plans]
         notes = _run_jobs("extract HR", _pack_hr_one, jobs, workers)
         index = {
             "format": HR_FORMAT,

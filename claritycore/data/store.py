@@ -132,7 +132,7 @@ def _load_index(path: Path, formats: dict[str, tuple[int, ...]]) -> dict[str, An
             f"{rebuild_hint(path)}"
         ) from None
     found = (index.get("format"), index.get("version")) if isinstance(index, dict) else None
-    if found is None or found[1] not in formats.get(found[0], ()):
+    if found is None or found[1] not in formats.get(str(found[0]), ()):
         wanted = " or ".join(
             f"{name} version {'/'.join(map(str, v))}" for name, v in formats.items()
         )
