@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, default_collate
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.fetch import SAMPLE_DIR
 from claritycore.data.images import list_images
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 
 SIZE = (2040, 1356)  # DIV2K's typical landscape size (W, H)
 

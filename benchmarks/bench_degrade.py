@@ -74,7 +74,7 @@ class Ours:
 
 def stores(folder: Path, scales: set[int]) -> dict[int, Path]:
     """HR-only stores of the bundled photographs, one per scale."""
-    from claritycore.data.store import extract_store
+    from claritycore.data.packing import extract_store
 
     src = folder / "src"
     src.mkdir()

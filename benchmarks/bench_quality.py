@@ -27,7 +27,7 @@ from rich.table import Table
 
 from claritycore.config import EvaluateOptions, TrainOptions
 from claritycore.data.benchmark_sets import set_images
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.experiment import resolve
 from claritycore.scoring import Reference, load_references, score_set
 from claritycore.training import checkpoint, train

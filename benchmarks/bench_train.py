@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 from benchmarks.gpu_peaks import bf16_peak_tflops
 from claritycore.config import TrainOptions
 from claritycore.data.dataset import PairedPatchDataset
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.device import cpu_has_native_bf16, resolve_device
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoModel

@@ -19,7 +19,7 @@ from claritycore.schema import SCALES, as_dict, choices, load_yaml, option, pars
 
 T = TypeVar("T")
 
-Source = Literal["div2k", "sample", "folder", "paired"]
+Source = Literal["div2k", "df2k", "ost", "sample", "folder", "paired"]
 Loss = Literal["l1", "l2", "charbonnier"]
 Scheduler = Literal["cosine", "multistep", "constant"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -74,8 +74,10 @@ class DataOptions:
 
     source: Source = option(
         "div2k",
-        help="div2k (downloads ~4 GB once) | sample (images bundled in the repo) | folder (HR "
-        "images in data.root) | paired (HR images with their own LR in data.root)",
+        help="div2k (downloads ~4 GB once) | df2k (DIV2K + Flickr2K, ~24 GB) | ost "
+        "(OutdoorSceneTraining, ~2 GB, validated on DIV2K's valid set) | sample (images bundled "
+        "in the repo) | folder (HR images in data.root) | paired (HR images with their own LR in "
+        "data.root) (docs/data.md)",
     )
     root: Path | None = option(
         None,
@@ -87,9 +89,21 @@ class DataOptions:
         "https://data.vision.ee.ethz.ch/cvl/DIV2K/", help="base URL of the DIV2K zips"
     )
     scales: tuple[int, ...] = option(
-        SCALES,
-        help=f"scales to extract stores for (any of {', '.join(map(str, SCALES))}); one "
-        "extract@S each",
+        (),
+        help=f"scales whose LR is packed besides the experiment's own (any of "
+        f"{', '.join(map(str, SCALES))}): [] packs only what the experiment reads, "
+        "[2, 3, 4, 8] keeps every scale ready; source=paired: the pairs' scale",
+    )
+    mix: tuple[str, ...] = option(
+        (),
+        help="more training images mixed into the source's: df2k | ost | div2k (downloaded as "
+        "that source) or a folder of your own HR images; each image named <entry>_<file>, e.g. "
+        "[ost] for ESRGAN's DF2K + OST",
+    )
+    multiscale: bool = option(
+        False,
+        help="also pack each training image at 0.75, 0.5 and 1/3 of its size and with its "
+        "shorter side 400 px (Real-ESRGAN's generate_multiscale_DF2K.py, PIL LANCZOS)",
     )
 
     def __post_init__(self) -> None:
@@ -98,8 +112,17 @@ class DataOptions:
             f"data.source: {self.source} needs data.root, a folder holding train/ and valid/",
         )
         require(
-            bool(self.scales) and all(s in SCALES for s in self.scales),
+            all(s in SCALES for s in self.scales),
             f"data.scales is {list(self.scales)}; use some of {', '.join(map(str, SCALES))}",
+        )
+        require(
+            self.source != "paired" or bool(self.scales),
+            "data.source: paired needs data.scales, the scale(s) of the pairs' LR, e.g. [4]",
+        )
+        require(
+            self.source != "paired" or not self.mix,
+            "data.mix adds HR images, but data.source: paired trains on given pairs; use "
+            "data.source: folder (or df2k, ost) to mix",
         )
 
 

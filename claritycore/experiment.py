@@ -155,14 +155,11 @@ def resolve(
     *,
     degradation: Mapping[str, Any] | None = None,
     adversarial: Mapping[str, Any] | None = None,
-    scales: tuple[int, ...] | None = None,
 ) -> ExperimentConfig:
     """The preset `preset_name` with every non-null override applied and validated.
 
     `overrides` replace training and model fields, `degradation` and `adversarial` fields of
-    those sections (a GAN preset's only). With `scales` (the pipeline's `data.scales`), a scale
-    that is not extracted is refused here, before extract and train would fail on a missing
-    store.
+    those sections (a GAN preset's only).
     """
     preset = get_preset(preset_name)
     changes, adversarial_changes = _set(overrides), _set(adversarial)
@@ -194,14 +191,14 @@ def resolve(
         if preset.adversarial is None
         else _apply(preset.adversarial, adversarial_changes, "adversarial"),
     )
-    scale = experiment.model.scale
-    if scales is not None and scale not in scales:
-        raise ConfigError(
-            f"{preset.name} trains at scale {scale}, but data.scales is {list(scales)}, so no "
-            f"store is extracted for it; add {scale} to data.scales or choose a preset with "
-            "one of those scales"
-        )
     return experiment
+
+
+def lr_scales(experiment: ExperimentConfig, extra: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The scales whose LR the pipeline packs: the experiment's own when it reads the store's
+    LR (not when it degrades the HR on the fly), and the `extra` ones `data.scales` asks for."""
+    own = (experiment.model.scale,) if experiment.degradation.reads_store_lr else ()
+    return tuple(sorted({*own, *extra}))
 
 
 def psnr_stage(

@@ -1,11 +1,12 @@
-"""`python -m stages.resolve`: params.yaml's preset and its changes -> build/config.yaml and
-build/psnr.yaml.
+"""`python -m stages.resolve`: params.yaml's preset and its changes -> build/config.yaml,
+build/psnr.yaml and build/stores.yaml.
 
 build/config.yaml is the experiment (`adversarial` and `evaluate` read it) and a params file for
 `dvc exp show`, so every experiment row shows the real scale, steps, batch size and learning
 rate of its run. build/psnr.yaml is what `train` trains: for a GAN preset its PSNR stage, else
 the experiment itself (the same file as an experiment of that preset writes, so DVC's run cache
-serves it).
+serves it). build/stores.yaml says which scales' LR extract@S packs: the experiment's own and
+`data.scales`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import typer
 from rich.console import Console
 
 from claritycore.config import DataOptions, load_params, read_experiment_params, read_section
+from claritycore.data.store import write_store_plan
 from claritycore.errors import exit_on_user_error
-from claritycore.experiment import psnr_stage, resolve, write_resolved
+from claritycore.experiment import lr_scales, psnr_stage, resolve, write_resolved
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -27,6 +29,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="Params file with preset/overrides."),
     output: Path = typer.Option(Path("build/config.yaml"), help="Where to write the config."),
     psnr: Path = typer.Option(Path("build/psnr.yaml"), help="Where to write the PSNR stage's."),
+    stores: Path = typer.Option(Path("build/stores.yaml"), help="Which LR stores to pack."),
 ) -> None:
     """Merge the preset with its overrides, validate, and write the resolved configs."""
     with exit_on_user_error("resolve failed"):
@@ -38,11 +41,11 @@ def main(
             selection.overrides,
             degradation=selection.degradation,
             adversarial=selection.adversarial,
-            scales=data.scales,
         )
         first = psnr_stage(experiment, selection.psnr_overrides)
         write_resolved(first, psnr)
         write_resolved(experiment, output)
+        write_store_plan(lr_scales(experiment, data.scales), stores)
     model, training = experiment.model, experiment.training
     Console(stderr=True).print(
         f"resolved [bold]{experiment.preset}[/bold] -> {output} (hash "

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from claritycore.config import TrainOptions
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.training import train, trainer
 

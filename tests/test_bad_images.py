@@ -14,9 +14,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from claritycore.cli import app
+from claritycore.data.store import ImageStore
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.weights import save_model
 from stages import extract as extract_stage
+from stages import extract_hr as extract_hr_stage
 from stages import fetch as fetch_stage
 from tests.helpers import tiny_images
 
@@ -71,12 +73,17 @@ def test_fetch_names_the_unreadable_image_and_keeps_the_last_import(folder_proje
 def test_extract_names_the_unreadable_image_and_keeps_the_last_store(folder_project):
     runner = CliRunner()
     assert runner.invoke(fetch_stage.app, []).exit_code == 0
-    assert runner.invoke(extract_stage.app, ["--scale", "2"]).exit_code == 0
-    index = Path("data/stores/x2/index.json").read_bytes()
+    assert runner.invoke(extract_hr_stage.app, []).exit_code == 0
+    Path("stores.yaml").write_text("lr: {x2: true}\n")
+    assert (
+        runner.invoke(extract_stage.app, ["--scale", "2", "--stores", "stores.yaml"]).exit_code == 0
+    )
+    index = Path("data/stores/hr/index.json").read_bytes()
     truncate(Path("data/raw/folder/train/img0.png"), Path("data/raw/folder/train/img9.png"))
-    line = error_line(runner.invoke(extract_stage.app, ["--scale", "2"]))
-    assert line.startswith("extract failed:") and "img9.png" in line, line
-    assert Path("data/stores/x2/index.json").read_bytes() == index
+    line = error_line(runner.invoke(extract_hr_stage.app, []))
+    assert line.startswith("extract_hr failed:") and "img9.png" in line, line
+    assert Path("data/stores/hr/index.json").read_bytes() == index
+    assert ImageStore.open(Path("data/stores/x2")).has_lr  # still over the last HR store
 
 
 def test_train_names_the_unreadable_validation_image_and_skips_it(tmp_path):

@@ -62,7 +62,7 @@ def test_params_yaml_lists_every_experiment_section_key_as_null():
 @pytest.mark.parametrize(
     ("section", "values", "message"),
     [
-        ("data", {"source": "web"}, r"data\.source is 'web'; expected one of div2k, sample"),
+        ("data", {"source": "web"}, r"data\.source is 'web'; expected one of div2k, df2k, ost"),
         ("data", {"scales": [5]}, "use some of 2, 3, 4, 8"),
         ("data", {"scales": 4}, r"data\.scales is 4; expected a list of integers"),
         ("data", {"source": "folder"}, "needs data.root"),

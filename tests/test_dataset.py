@@ -15,7 +15,7 @@ from claritycore.data.dataset import (
     PairedPatchDataset,
     orient,
 )
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.resize import imresize
 
 

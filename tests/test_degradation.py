@@ -258,7 +258,7 @@ def test_degrade_image_mod_crops_and_is_reproducible():
 
 
 def test_region_dataset_crops_pads_and_places_the_patch_as_a_pure_function(tmp_path):
-    from claritycore.data.store import extract_store
+    from claritycore.data.packing import extract_store
 
     src = tmp_path / "src"
     src.mkdir()
@@ -332,7 +332,7 @@ def test_training_batches_cut_the_patch_from_the_degraded_region(tmp_path, usm_i
     """The realesrgan pair source degrades each whole region (from the unsharp-masked HR, or
     the plain one with usm_input false) and cuts LR and HR patches at the drawn aligned place;
     a batch split over two ranks gives every sample bit for bit alike."""
-    from claritycore.data.store import extract_store
+    from claritycore.data.packing import extract_store
     from claritycore.training.pair_sources import PAIR_SOURCES, BatchContext
     from tests.helpers import tiny_images
 
@@ -395,7 +395,8 @@ def test_training_patch_strength_stays_within_the_measured_gap(scale, tmp_path):
     core; the same regions on both sides (per-sample PSNR correlation 0.45-0.53) leave a
     standard error of 0.20-0.22 dB on the difference of means: a bias of 0.75 dB fails with
     ~98% probability, and a faithful pipeline passes the mean with ~85%."""
-    from claritycore.data.store import ImageStore, extract_store
+    from claritycore.data.packing import extract_store
+    from claritycore.data.store import ImageStore
     from claritycore.training.pair_sources import PAIR_SOURCES, BatchContext
 
     src = tmp_path / "src"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.experiment import resolve
 from claritycore.training import ema as ema_module
 from claritycore.training.ema import ema_copy, ema_decay_at, ema_updater

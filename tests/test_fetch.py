@@ -24,7 +24,7 @@ from claritycore.data.download import (
     UnreachableError,
     UnsafeArchiveError,
 )
-from claritycore.data.fetch import SAMPLE_DIR, fetch, fetch_div2k, import_folder
+from claritycore.data.fetch import SAMPLE_DIR, fetch, fetch_archives, import_folder
 from claritycore.data.images import ImageReadError
 from claritycore.errors import ConfigError
 
@@ -82,6 +82,16 @@ class Server:
             def log_message(self, *args):  # keep pytest output clean
                 pass
 
+            def do_HEAD(self):
+                server.requests.append((f"HEAD {self.path}", None))
+                data = server.files.get(self.path.lstrip("/"))
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+
             def do_GET(self):
                 name = self.path.lstrip("/")
                 rng = self.headers.get("Range")
@@ -137,7 +147,7 @@ def _names(folder: Path) -> list[str]:
 def test_clean_download_verifies_and_unpacks_flat(tmp_path, serve):
     files = _div2k_like()
     server = serve(files)
-    dest = fetch_div2k(
+    dest = fetch_archives(
         tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST
     )
     assert _names(dest / "train") == ["0001.png", "0002.png", "0003.png"]
@@ -146,7 +156,7 @@ def test_clean_download_verifies_and_unpacks_flat(tmp_path, serve):
     assert _names(tmp_path / "dl") == ["DIV2K_train_HR.zip", "DIV2K_valid_HR.zip"]
     assert all(r is None for _, r in server.requests) and len(server.requests) == 2
     # Verified zips already present are not fetched again.
-    fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl")
+    fetch_archives(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl")
     assert len(server.requests) == 2
 
 
@@ -157,11 +167,13 @@ def test_cut_download_resumes_with_range(tmp_path, serve):
     server = serve(files, cut_first=cut)
     no_retry = DownloadPolicy(timeout=5.0, retries=0, backoff=0.01)
     with pytest.raises(FetchError, match="resumes"):
-        fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl",
+        fetch_archives(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl",
                     policy=no_retry)  # fmt: skip
     part = tmp_path / "dl" / (name + ".part")
     assert part.stat().st_size == cut and not (tmp_path / "raw").exists()
-    fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST)
+    fetch_archives(
+        tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST
+    )
     assert (f"/{name}", f"bytes={cut}-") in server.requests
     data = (tmp_path / "dl" / name).read_bytes()
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(files[name]).hexdigest()
@@ -171,7 +183,9 @@ def test_cut_download_resumes_with_range(tmp_path, serve):
 def test_retry_within_one_run_resumes(tmp_path, serve):
     files = _div2k_like()
     server = serve(files, cut_first=100)
-    fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST)
+    fetch_archives(
+        tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST
+    )
     ranges = [r for _, r in server.requests if r]
     assert ranges == ["bytes=100-", "bytes=100-"]  # one resume per zip
     assert len(_names(tmp_path / "raw" / "valid")) == 2
@@ -183,7 +197,9 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, serve):
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / (name + ".part")).write_bytes(b"garbage that is not a prefix")
     server = serve(files, ignore_range=True)
-    fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST)
+    fetch_archives(
+        tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST
+    )
     assert (f"/{name}", "bytes=28-") in server.requests
     assert (tmp_path / "dl" / name).read_bytes() == files[name]
 
@@ -194,7 +210,7 @@ def test_wrong_checksum_deletes_file_and_extracts_nothing(tmp_path, serve):
     table["DIV2K_train_HR.zip"] = Archive(len(files["DIV2K_train_HR.zip"]), "0" * 64, "train")
     server = serve(files)
     with pytest.raises(FetchError, match=r"corrupt.*deleted"):
-        fetch_div2k(tmp_path / "raw", server.url, table, downloads=tmp_path / "dl", policy=FAST)
+        fetch_archives(tmp_path / "raw", server.url, table, downloads=tmp_path / "dl", policy=FAST)
     assert not (tmp_path / "dl" / "DIV2K_train_HR.zip").exists()
     assert not (tmp_path / "dl" / "DIV2K_train_HR.zip.part").exists()
     assert not (tmp_path / "raw").exists()
@@ -205,7 +221,9 @@ def test_corrupt_zip_placed_by_hand_is_replaced(tmp_path, serve):
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / "DIV2K_valid_HR.zip").write_bytes(b"not the zip")
     server = serve(files)
-    fetch_div2k(tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST)
+    fetch_archives(
+        tmp_path / "raw", server.url, _table(files), downloads=tmp_path / "dl", policy=FAST
+    )
     assert (tmp_path / "dl" / "DIV2K_valid_HR.zip").read_bytes() == files["DIV2K_valid_HR.zip"]
 
 
@@ -223,7 +241,7 @@ def test_unsafe_zip_entries_are_refused(tmp_path, serve, entries, links):
     server = serve(files)
     root = tmp_path / "a" / "b"
     with pytest.raises(UnsafeArchiveError, match=r"refused|escaping"):
-        fetch_div2k(root / "raw", server.url, _table(files), downloads=root / "dl", policy=FAST)
+        fetch_archives(root / "raw", server.url, _table(files), downloads=root / "dl", policy=FAST)
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     assert written == ["a", "a/b", "a/b/dl", "a/b/dl/DIV2K_train_HR.zip"]
 
@@ -236,7 +254,7 @@ def test_offline_fails_fast_naming_url_and_alternatives(tmp_path):
     files = _div2k_like()
     started = time.perf_counter()
     with pytest.raises(UnreachableError) as info:
-        fetch_div2k(tmp_path / "raw", url, _table(files), downloads=tmp_path / "dl")
+        fetch_archives(tmp_path / "raw", url, _table(files), downloads=tmp_path / "dl")
     assert time.perf_counter() - started < 5
     message = str(info.value)
     assert f"{url}DIV2K_train_HR.zip" in message
@@ -248,7 +266,7 @@ def test_missing_file_on_server_is_not_retried(tmp_path, serve):
     server = serve({})
     table = {"DIV2K_valid_HR.zip": Archive(10, "0" * 64, "valid")}
     with pytest.raises(FetchError, match="HTTP 404"):
-        fetch_div2k(tmp_path / "raw", server.url, table, downloads=tmp_path / "dl", policy=FAST)
+        fetch_archives(tmp_path / "raw", server.url, table, downloads=tmp_path / "dl", policy=FAST)
     assert len(server.requests) == 1
 
 

@@ -16,8 +16,9 @@ from claritycore.cli import train as train_cli
 from claritycore.config import DataOptions
 from claritycore.data.dataset import PairedPatchDataset
 from claritycore.data.fetch import fetch
+from claritycore.data.packing import ensure_store, extract_store
 from claritycore.data.pairs import PairingError, image_pairs, paired_layout
-from claritycore.data.store import ImageStore, ensure_store, extract_store
+from claritycore.data.store import ImageStore
 from claritycore.errors import ConfigError
 from claritycore.resize import imresize, modcrop
 

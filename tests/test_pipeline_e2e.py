@@ -22,17 +22,32 @@ import yaml
 
 from tests.pipeline_repo import ROOT, Repo, config_param, metric, set_args
 
-STAGES = ("fetch", "extract", "resolve", "weights", "train", "adversarial", "evaluate")
+STAGES = (
+    "fetch",
+    "extract_hr",
+    "extract",
+    "resolve",
+    "weights",
+    "train",
+    "adversarial",
+    "evaluate",
+)
+
+
+def lr_scales_packed(repo: Repo) -> list[int]:
+    """The scales whose store in data/stores holds LR planes (the others hold an index only)."""
+    return [s for s in (2, 3, 4, 8) if (repo.path / f"data/stores/x{s}/lr.u8").is_file()]
 
 
 @pytest.mark.e2e
 def test_first_experiment_runs_every_stage(repo: Repo):
     out = repo.dvc("exp", "run", "-n", "first", "-S", "preset=rrdbnet-litex2", *set_args())
-    for stage in ("fetch", "extract@2", "extract@3", "extract@4", "extract@8", "resolve"):
+    for stage in ("fetch", "extract_hr", "extract@2", "extract@3", "extract@4", "extract@8"):
         assert f"Running stage '{stage}'" in out, out
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out, out
+    assert lr_scales_packed(repo) == [2]  # data.scales untouched: the experiment's scale only
     # The cache link type: the patch store is linked to the DVC cache, not copied beside it.
-    store = repo.path / "data" / "stores" / "x2" / "index.json"
+    store = repo.path / "data" / "stores" / "hr" / "hr.u8"
     assert store.is_symlink() or store.stat().st_nlink >= 2
     data = repo.experiments()["first"]
     assert 5.0 < metric(data, "metrics/eval.json", "valid/psnr_y") < 60.0
@@ -43,13 +58,23 @@ def test_first_experiment_runs_every_stage(repo: Repo):
 
 
 @pytest.mark.e2e
-def test_new_preset_reuses_data_stages(repo: Repo):
+def test_a_x4_experiment_packs_no_x2_x3_or_x8_store(repo: Repo):
+    """params.yaml's data section as shipped (only data.source set to the bundled sample): the
+    HR is reused, extract@4 packs the ×4 LR, and no ×2, ×3 or ×8 LR is packed."""
+    params = repo.read_yaml("params.yaml")["data"]
+    assert params["scales"] == [] and params["mix"] == [] and params["multiscale"] is False
     out = repo.dvc("exp", "run", "-n", "second", "-S", "preset=rrdbnet-litex4", *set_args())
-    for stage in ("fetch", "extract@2", "extract@3", "extract@4", "extract@8"):
+    for stage in ("fetch", "extract_hr", "extract@3", "extract@8"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
         assert f"Running stage '{stage}'" not in out
-    for stage in ("resolve", "train", "evaluate"):
+    # ×4's LR packed; ×2's dropped from the workspace (kept in the cache for `first`).
+    for stage in ("extract@4", "extract@2", "resolve", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out, out
+    assert lr_scales_packed(repo) == [4]
+    stores = repo.path / "data" / "stores"
+    hr_bytes = (stores / "hr" / "hr.u8").stat().st_size
+    total = sum(f.stat().st_size for f in stores.rglob("*") if f.is_file())
+    assert total < hr_bytes * (1 + 1 / 16) + 100_000  # the HR, ×4's LR and four indexes
     data = repo.experiments()["second"]
     assert config_param(data, "model", "scale") == 4
     assert "psnr_y" in data["metrics"]["metrics/eval.json"]["data"]["valid"]
@@ -58,6 +83,9 @@ def test_new_preset_reuses_data_stages(repo: Repo):
 @pytest.mark.e2e
 def test_returning_to_a_config_restores_from_run_cache(repo: Repo):
     out = repo.dvc("exp", "run", "-n", "third", "-S", "preset=rrdbnet-litex2", *set_args())
+    # ×2's LR store comes back from the run cache, not extracted again.
+    assert "Stage 'extract@2' is cached - skipping run" in out, out
+    assert lr_scales_packed(repo) == [2]
     assert "Running stage 'train'" not in out, out
     assert "Stage 'train' is cached - skipping run" in out, out
     assert "Running stage 'evaluate'" not in out, out

@@ -31,10 +31,10 @@ def write_params(folder: Path, preset: str, **overrides: object) -> Path:
 
 
 def resolve_args(params: Path, build: Path) -> list[str]:
-    """The stage's arguments with both outputs under `build`: its defaults are relative to the
+    """The stage's arguments with its outputs under `build`: its defaults are relative to the
     working directory, the repository's own build/ when pytest runs there."""
     return ["--params", str(params), "--output", str(build / "config.yaml"),
-            "--psnr", str(build / "psnr.yaml")]  # fmt: skip
+            "--psnr", str(build / "psnr.yaml"), "--stores", str(build / "stores.yaml")]  # fmt: skip
 
 
 def run_resolve(tmp_path: Path, preset: str, **overrides: object):
@@ -97,15 +97,24 @@ def test_invalid_value_names_choices(tmp_path):
     assert "l1, l2, charbonnier" in result.output
 
 
-def test_scale_without_an_extracted_store_is_refused(tmp_path):
-    params = write_params(tmp_path, "rrdbnet-litex8")
+@pytest.mark.parametrize(
+    ("preset", "scales", "packed"),
+    [
+        ("rrdbnet-litex4", [], {4}),  # params.yaml's default: the experiment's scale alone
+        ("rrdbnet-litex8", [2, 4], {2, 4, 8}),  # data.scales asks for more
+        ("realesrnet-litex4", [], set()),  # degrades its HR on the fly: no LR at all
+        ("realesrnet-litex4", [3], {3}),
+    ],
+)
+def test_resolve_plans_only_the_lr_stores_the_experiment_needs(tmp_path, preset, scales, packed):
+    params = write_params(tmp_path, preset)
     values = yaml.safe_load(params.read_text())
-    values["data"]["scales"] = [2, 4]
+    values["data"]["scales"] = scales
     params.write_text(yaml.safe_dump(values))
     result = CliRunner().invoke(app, resolve_args(params, tmp_path / "build"))
-    assert result.exit_code == 2
-    assert "scale 8" in result.output and "data.scales" in result.output
-    assert not (tmp_path / "build").exists()
+    assert result.exit_code == 0, result.output
+    plan = yaml.safe_load((tmp_path / "build" / "stores.yaml").read_text())
+    assert plan == {"lr": {f"x{s}": s in packed for s in (2, 3, 4, 8)}}
 
 
 def test_error_exits_without_traceback(tmp_path):

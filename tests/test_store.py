@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import warnings
@@ -18,7 +19,8 @@ from claritycore.cli import train as train_cli
 from claritycore.config import DegradationConfig
 from claritycore.data.dataset import HRRegionDataset
 from claritycore.data.images import ImageReadError, list_images, load_rgb, read_rgb
-from claritycore.data.store import ImageStore, StoreError, ensure_store, extract_store
+from claritycore.data.packing import ensure_store, extract_store
+from claritycore.data.store import ImageStore, StoreError
 from claritycore.errors import ConfigError
 from claritycore.resize import imresize, modcrop
 from tests.helpers import png48, tiny_images
@@ -77,24 +79,33 @@ def test_crops_at_scaled_positions_are_aligned(src, tmp_path, scale):
 
 
 def test_output_is_byte_identical_across_runs_and_worker_counts(src, tmp_path):
-    a = extract_store(src, tmp_path / "a", 3, workers=1)
-    extract_store(src, tmp_path / "a", 3, workers=1)  # re-run over an existing store
-    b = extract_store(src, tmp_path / "b", 3, workers=2)
-    for name in ("hr.u8", "lr.u8", "index.json"):
-        assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
-    assert sorted(p.name for p in a.path.iterdir()) == ["hr.u8", "index.json", "lr.u8"]
-    assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
+    a = extract_store(src, tmp_path / "a" / "x3", 3, workers=1, hr_store=tmp_path / "a" / "hr")
+    extract_store(src, a.path, 3, workers=1, hr_store=tmp_path / "a" / "hr")  # a re-run
+    extract_store(src, tmp_path / "b" / "x3", 3, workers=2, hr_store=tmp_path / "b" / "hr")
+    for store in ("hr", "x3"):
+        files = sorted(p.name for p in (tmp_path / "a" / store).iterdir())
+        assert files == (["hr.u8", "index.json"] if store == "hr" else ["index.json", "lr.u8"])
+        for name in files:
+            one, other = (tmp_path / run / store / name for run in ("a", "b"))
+            assert one.read_bytes() == other.read_bytes()
+    assert not list(tmp_path.glob("*/.*"))  # no temporary folders left behind
 
 
 def test_index_records_shapes_offsets_and_params(src, tmp_path):
-    extract_store(src, tmp_path / "x2", 2, workers=1)
+    extract_store(src, tmp_path / "x2", 2, workers=1, hr_store=tmp_path / "hr")
     index = json.loads((tmp_path / "x2" / "index.json").read_text())
-    assert index["scale"] == 2 and index["params"]["scale"] == 2
+    assert index["scale"] == 2 and index["params"]["scale"] == 2 and index["version"] == 2
+    assert index["hr_store"] == "../hr"
+    hr_index = (tmp_path / "hr" / "index.json").read_bytes()
+    assert index["hr_index_sha256"] == hashlib.sha256(hr_index).hexdigest()
     first, second = index["images"][:2]
     assert first["hr_shape"] == [3, 52, 70] and first["lr_shape"] == [3, 26, 35]
-    assert second["hr_offset"] == 3 * 52 * 70 and second["lr_offset"] == 3 * 26 * 35
-    total = sum(int(np.prod(e["hr_shape"])) for e in index["images"])
-    assert (tmp_path / "x2" / "hr.u8").stat().st_size == total
+    assert (first["hr"], second["hr"]) == (0, 1) and second["lr_offset"] == 3 * 26 * 35
+    # The HR store keeps every image whole (53 rows, not 52): one copy for every scale.
+    hr_images = json.loads(hr_index)["images"]
+    assert hr_images[1] == {"name": "0001.png", "shape": [3, 64, 64], "offset": 3 * 53 * 70}
+    total = sum(3 * h * w for h, w in SIZES)
+    assert (tmp_path / "hr" / "hr.u8").stat().st_size == total
 
 
 def test_odd_modes_are_converted_to_rgb(tmp_path):
@@ -167,29 +178,31 @@ def test_corrupt_pixels_raise_read_error(tmp_path):
 def test_hr_only_store_packs_the_same_hr_and_no_lr(src, tmp_path):
     full = extract_store(src, tmp_path / "full", 2, workers=1)
     hr_only = extract_store(src, tmp_path / "hr", 2, workers=1, hr_only=True)
-    assert sorted(p.name for p in hr_only.path.iterdir()) == ["hr.u8", "index.json"]
-    assert (hr_only.path / "hr.u8").read_bytes() == (full.path / "hr.u8").read_bytes()
+    assert sorted(p.name for p in hr_only.path.iterdir()) == ["index.json"]
+    for i in range(len(full)):
+        np.testing.assert_array_equal(hr_only.hr_planar(i), full.hr_planar(i))
     index = json.loads((hr_only.path / "index.json").read_text())
-    assert index["files"] == {"hr": "hr.u8"} and index["params"]["lr"].startswith("none")
+    assert index["files"] == {} and index["params"]["lr"].startswith("none")
     assert (full.has_lr, hr_only.has_lr) == (True, False)
     # The LR shapes a degradation must produce are still recorded.
     assert [im.lr_shape for im in hr_only.images] == [im.lr_shape for im in full.images]
-    with pytest.raises(StoreError, match=r"HR images only.*realesrgan"):
+    with pytest.raises(StoreError, match=r"holds no LR.*realesrgan.*add 2 to data.scales"):
         hr_only.lr_planar(0)
 
 
 def test_bicubic_store_index_is_unchanged_by_the_hr_only_option(src, tmp_path):
     store = extract_store(src, tmp_path / "x2", 2, workers=1)
     index = json.loads((store.path / "index.json").read_text())
-    assert index["files"] == {"hr": "hr.u8", "lr": "lr.u8"}
+    assert index["files"] == {"lr": "lr.u8"}
     assert index["params"]["lr"].startswith("claritycore.resize.imresize")
 
 
 def test_ensure_store_packs_hr_only_when_no_lr_is_read(src, tmp_path):
     hr_store = ensure_store(src, 2, workers=1, hr_only=True)
     assert hr_store == src.with_name("src_x2_hr") and not ImageStore.open(hr_store).has_lr
-    with pytest.raises(ConfigError, match="HR images only"):
+    with pytest.raises(ConfigError, match="holds no LR"):
         ensure_store(hr_store, 2, workers=1)
+    assert src.with_name("src_hr").is_dir()  # the HR, packed once for both
     full = ensure_store(src, 2, workers=1)
     assert full == src.with_name("src_x2") and ImageStore.open(full).has_lr
     # Once a full store exists, an HR-only run reads it rather than packing HR twice.
@@ -198,35 +211,39 @@ def test_ensure_store_packs_hr_only_when_no_lr_is_read(src, tmp_path):
     assert not hr_store.exists()
 
 
-@pytest.mark.parametrize("name", ["hr.u8", "lr.u8"])
-def test_a_truncated_store_is_refused_on_open_with_the_fix(src, tmp_path, name):
-    store = tmp_path / "data" / "stores" / "x2"
-    extract_store(src, store, 2, workers=1)
-    size = (store / name).stat().st_size
-    with open(store / name, "r+b") as f:
+@pytest.mark.parametrize(
+    ("folder", "name", "fix"), [("hr", "hr.u8", "extract_hr"), ("x2", "lr.u8", "extract@2")]
+)
+def test_a_truncated_store_is_refused_on_open_with_the_fix(src, tmp_path, folder, name, fix):
+    stores = tmp_path / "data" / "stores"
+    extract_store(src, stores / "x2", 2, workers=1, hr_store=stores / "hr")
+    file = stores / folder / name
+    size = file.stat().st_size
+    with open(file, "r+b") as f:
         f.truncate(size - 7)
     with pytest.raises(StoreError) as error:
-        ImageStore.open(store)
+        ImageStore.open(stores / "x2")
     message = str(error.value)
     assert f"{name} holds {size - 7:,} bytes" in message and f"says {size:,}" in message
-    assert "dvc repro -f extract@2" in message and "\n" not in message
-    (store / name).unlink()
+    assert f"stores/{folder} is damaged" in message
+    assert f"dvc repro -f {fix}" in message and "\n" not in message
+    file.unlink()
     with pytest.raises(StoreError, match=f"{name} is missing"):
-        ImageStore.open(store)
+        ImageStore.open(stores / "x2")
 
 
 def test_a_foreign_or_garbled_index_is_refused(src, tmp_path):
     store = extract_store(src, tmp_path / "mine", 2, workers=1).path
     index = json.loads((store / "index.json").read_text())
     (store / "index.json").write_text(json.dumps({**index, "version": 99}))
-    with pytest.raises(StoreError, match=r"not a claritycore-patch-store version 1 index"):
+    with pytest.raises(StoreError, match=r"not a claritycore-patch-store version 1/2 index"):
         ImageStore.open(store)
     (store / "index.json").write_text(json.dumps({**index, "images": [{"name": "a"}]}))
     with pytest.raises(StoreError, match=r"damaged: index.json lacks or garbles"):
         ImageStore.open(store)
-    moved = [index["images"][0], {**index["images"][1], "hr_offset": 5}, *index["images"][2:]]
+    moved = [index["images"][0], {**index["images"][1], "lr_offset": 5}, *index["images"][2:]]
     (store / "index.json").write_text(json.dumps({**index, "images": moved}))
-    with pytest.raises(StoreError, match=r"places 0001.png at offsets 5/2730, not 10920/2730"):
+    with pytest.raises(StoreError, match=r"places 0001.png's LR at offset 5, not 2730"):
         ImageStore.open(store)
     (store / "index.json").write_text('{"format": ')
     with pytest.raises(StoreError, match=r"not JSON.*delete .*mine and re-run `claritycore train"):
@@ -240,14 +257,14 @@ def test_train_on_a_truncated_store_exits_2_with_one_line(tmp_path, monkeypatch)
     tiny_images(tmp_path / "set" / "train")
     store = tmp_path / "set" / "train_x2"
     extract_store(tmp_path / "set" / "train", store, 2, workers=1)
-    with open(store / "hr.u8", "r+b") as f:
+    with open(tmp_path / "set" / "train_hr" / "hr.u8", "r+b") as f:
         f.truncate(1000)
     args = ["train", "--preset", "rrdbnet-litex2", "--data", "set/train", "--steps", "2"]
     result = CliRunner().invoke(app, [*args, "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
-    assert "set/train_x2 is damaged: hr.u8 holds 1,000 bytes" in lines[0]
+    assert "set/train_hr is damaged: hr.u8 holds 1,000 bytes" in lines[0]
     assert "claritycore train --data" in lines[0]
 
 
@@ -257,7 +274,8 @@ def test_a_degrading_preset_packs_hr_only_from_a_folder(tmp_path, monkeypatch):
     tiny_images(tmp_path / "set" / "train")
     result = CliRunner().invoke(app, ["realesrnet-litex2", "--data", "set/train"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "set" / "train_x2_hr").iterdir()) == [
+    assert [p.name for p in (tmp_path / "set" / "train_x2_hr").iterdir()] == ["index.json"]
+    assert sorted(p.name for p in (tmp_path / "set" / "train_hr").iterdir()) == [
         "hr.u8",
         "index.json",
     ]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from claritycore import config
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.experiment import resolve
 from claritycore.training import NonFiniteLossError, lr_at, trainer
 from claritycore.training import checkpoint as ckpt

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from claritycore.cli import app
 from claritycore.cli import train as train_cli
 from claritycore.cli.common import flagless_help
-from claritycore.data.store import extract_store
+from claritycore.data.packing import extract_store
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.schema import field_help
 from claritycore.weights import save_model

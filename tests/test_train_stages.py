@@ -71,7 +71,7 @@ def _child(root: Path, store: Path, experiment, options, *, kill: bool, realworl
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """An HR-only store is enough for realesrgan; the GAN stage reads the bicubic pairs."""
-    from claritycore.data.store import extract_store
+    from claritycore.data.packing import extract_store
 
     root = tmp_path_factory.mktemp("stages")
     path = root / "store_x2"

@@ -3,7 +3,7 @@
 Each model, recipe and run field is a flag made from the field (`cli.common.field_options`), or
 a `--set KEY=VALUE`. Flags are parsed once: recipe and model flags become overrides of a preset
 (`experiment.resolve`), run flags a `TrainOptions`; unset flags stay None, so every default lives
-in the preset or in `TrainOptions`. The data folder goes through `data.store.ensure_store`, as
+in the preset or in `TrainOptions`. The data folder goes through `data.packing.ensure_store`, as
 the pipeline's extract stage does.
 """
 
@@ -20,7 +20,8 @@ from rich.markup import escape
 from claritycore.cli.common import field_options, flagless_help, given, with_options
 from claritycore.config import DegradationConfig, TrainingConfig, TrainOptions
 from claritycore.data.images import list_images
-from claritycore.data.store import INDEX_FILE, ensure_store, pipeline_store, pipeline_valid_dir
+from claritycore.data.packing import ensure_store, pipeline_valid_dir
+from claritycore.data.store import INDEX_FILE, pipeline_store
 from claritycore.errors import ConfigError, exit_on_user_error
 from claritycore.experiment import ExperimentConfig, resolve
 from claritycore.models import AutoConfig, config_classes

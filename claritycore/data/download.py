@@ -12,10 +12,12 @@ import http.client
 import re
 import shutil
 import stat
+import tarfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,11 +41,16 @@ console = Console(stderr=True)
 
 @dataclass(frozen=True)
 class Archive:
-    """A published zip: its exact size, sha256, and the split its images belong to."""
+    """A published zip or tar: its exact size and sha256 (None where no published value could
+    be checked: the download is then verified by the server's length alone and its sha256
+    printed, to pin), the split its images belong to, its own `url` (None: the source's base
+    URL + its name) and the folder inside it whose PNGs are the images (None: every PNG)."""
 
-    size: int
-    sha256: str
+    size: int | None
+    sha256: str | None
     split: str
+    url: str | None = None
+    members: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,37 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
 
 
 def verify(path: Path, spec: Archive, progress: Progress) -> str | None:
-    """None if `path` has the published size and sha256, else what is wrong."""
+    """None if `path` has the published size and sha256 (those published), else what is wrong."""
     size = path.stat().st_size
-    if size != spec.size:
+    if spec.size is not None and size != spec.size:
         return f"size is {size:,} bytes, expected {spec.size:,}"
     digest = sha256_file(path, progress)
-    if digest != spec.sha256:
+    if spec.sha256 is None:
+        console.print(
+            f"[yellow]{path.name}: no published sha256 to check it against (unverified); it is "
+            f"{size:,} bytes, sha256 {digest}"
+        )
+    elif digest != spec.sha256:
         return f"sha256 is {digest}, expected {spec.sha256}"
     return None
+
+
+def served_size(url: str, policy: DownloadPolicy) -> int:
+    """The length the server gives for `url` (a HEAD request): the size of a file with no
+    published size, so that a cut transfer still resumes and ends where it should."""
+    request = urllib.request.Request(
+        url, method="HEAD", headers={"User-Agent": f"claritycore/{__version__}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=policy.timeout) as response:
+            length = response.headers.get("Content-Length")
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"{url} answered HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise UnreachableError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    if length is None:
+        raise FetchError(f"{url} does not say its length; download it by hand")
+    return int(length)
 
 
 def _content_range_start(header: str | None) -> int | None:
@@ -119,11 +149,11 @@ def _content_range_start(header: str | None) -> int | None:
 
 
 def _transfer(
-    url: str, part: Path, spec: Archive, policy: DownloadPolicy, progress: Progress, task: TaskID
+    url: str, part: Path, size: int, policy: DownloadPolicy, progress: Progress, task: TaskID
 ) -> None:
     """Append the missing bytes of `url` to `part` (restarting if the server ignores Range)."""
     have = part.stat().st_size if part.exists() else 0
-    if have >= spec.size:
+    if have >= size:
         return
     headers = {"User-Agent": f"claritycore/{__version__}"}
     if have:
@@ -149,10 +179,10 @@ def _transfer(
         if not resumed:
             have = 0  # a 200 answer is the whole file: the server ignored Range
         length = response.headers.get("Content-Length")
-        if length is not None and have + int(length) != spec.size:
+        if length is not None and have + int(length) != size:
             raise FetchError(
                 f"{url} serves {have + int(length):,} bytes but {part.name[:-5]} should have "
-                f"{spec.size:,}; data.url may point at a different file"
+                f"{size:,}; data.url may point at a different file"
             )
         progress.update(task, completed=have)
         try:
@@ -162,8 +192,8 @@ def _transfer(
                     progress.advance(task, len(chunk))
         except (OSError, http.client.HTTPException) as exc:
             raise _Interrupted(str(exc)) from exc
-    if part.stat().st_size < spec.size:
-        raise _Interrupted(f"connection closed at {part.stat().st_size:,} of {spec.size:,} bytes")
+    if part.stat().st_size < size:
+        raise _Interrupted(f"connection closed at {part.stat().st_size:,} of {size:,} bytes")
 
 
 def download(
@@ -173,14 +203,15 @@ def download(
 
     `target` appears only once its size and sha256 match `spec`; a bad file is deleted.
     """
+    size = spec.size if spec.size is not None else served_size(url, policy)
     part = target.with_name(target.name + ".part")
-    if part.exists() and part.stat().st_size > spec.size:
+    if part.exists() and part.stat().st_size > size:
         part.unlink()
-    task = progress.add_task(f"download {target.name}", total=spec.size)
+    task = progress.add_task(f"download {target.name}", total=size)
     interrupted = unreachable = 0
     while True:
         try:
-            _transfer(url, part, spec, policy, progress, task)
+            _transfer(url, part, size, policy, progress, task)
             break
         except _Unreachable as exc:
             unreachable += 1
@@ -207,55 +238,106 @@ def download(
     part.replace(target)
 
 
-def _member_name(info: zipfile.ZipInfo, archive: Path) -> str:
+def _safe_name(name: str, archive: Path, is_link: bool) -> str:
     """The entry's name if it stays inside the destination, else UnsafeArchiveError."""
-    name = info.filename.replace("\\", "/")  # zips made on Windows may use backslashes
+    name = name.replace("\\", "/")  # archives made on Windows may use backslashes
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise UnsafeArchiveError(f"{archive} holds an absolute path {info.filename!r}; refused")
+        raise UnsafeArchiveError(f"{archive} holds an absolute path {name!r}; refused")
     if ".." in PurePosixPath(name).parts:
-        raise UnsafeArchiveError(f"{archive} holds an entry escaping with '..': {info.filename!r}")
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(f"{archive} holds a symbolic link {info.filename!r}; refused")
+        raise UnsafeArchiveError(f"{archive} holds an entry escaping with '..': {name!r}")
+    if is_link:
+        raise UnsafeArchiveError(f"{archive} holds a link {name!r}; refused")
     return name
 
 
-def extract_images(archives: list[Path], dest: Path) -> int:
-    """Unpack the image files of verified `archives` flat into `dest`, atomically.
+def _image_name(path: str, members: str | None) -> str | None:
+    """The flat name of a PNG entry, or None for an entry that is no image of the archive: with
+    `members`, only PNGs below a folder of that name, named by their path below it (`a/b.png`
+    -> `a_b.png`: categories that reuse file names stay apart); else every PNG, by file name."""
+    parts = PurePosixPath(path).parts
+    if PurePosixPath(path).suffix.lower() != ".png":
+        return None
+    if members is None:
+        return parts[-1]
+    if members not in parts[:-1]:
+        return None
+    return "_".join(parts[parts.index(members) + 1 :])
+
+
+def _entries(archive: Path, members: str | None) -> list[tuple[str, str]]:
+    """(entry name, flat image name) of every image in a zip or tar, each entry checked first."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            infos = [
+                (_safe_name(i.filename, archive, stat.S_ISLNK(i.external_attr >> 16)), i.is_dir())
+                for i in zf.infolist()
+            ]
+    else:
+        try:
+            with tarfile.open(archive) as tf:
+                infos = [
+                    (_safe_name(m.name, archive, m.issym() or m.islnk()), not m.isfile())
+                    for m in tf.getmembers()
+                ]
+        except tarfile.TarError as exc:
+            raise FetchError(f"{archive} is neither a zip nor a tar ({exc}); delete it") from None
+    found = [(name, _image_name(name, members)) for name, is_dir in infos if not is_dir]
+    return [(name, flat) for name, flat in found if flat is not None]
+
+
+def _copy_out(
+    archive: Path, wanted: dict[str, str], tmp: Path, advance: Callable[[int], None]
+) -> None:
+    """Copy the entries `wanted` names (entry -> flat name) out of `archive` into `tmp`."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = wanted.get(info.filename.replace("\\", "/"))
+                if name is not None:
+                    with zf.open(info) as src, open(tmp / name, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)  # zipfile checks each CRC
+                    advance(info.file_size)
+        return
+    with tarfile.open(archive) as tf:
+        for member in tf:  # in archive order: a tar is read once, front to back
+            if member.name in wanted:
+                source = tf.extractfile(member)
+                if source is None:
+                    continue
+                with source, open(tmp / wanted[member.name], "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                advance(member.size)
+
+
+def extract_images(archives: list[tuple[Path, str | None]], dest: Path) -> int:
+    """Unpack the image files of verified `archives` (each with its images' folder, or None for
+    every PNG) flat into `dest`, atomically.
 
     Every entry is checked before anything is written; one unsafe entry refuses the archive.
     """
-    plans = []
-    for archive in archives:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-        names = [_member_name(info, archive) for info in infos]
-        images = [
-            (info, PurePosixPath(n).name)
-            for info, n in zip(infos, names, strict=True)
-            if not info.is_dir() and PurePosixPath(n).suffix.lower() == ".png"
-        ]
-        plans.append((archive, images))
+    plans = [(archive, dict(_entries(archive, members))) for archive, members in archives]
+    for (archive, wanted), (_, members) in zip(plans, archives, strict=True):
+        if not wanted:
+            where = f" below a {members}/ folder" if members else ""
+            raise FetchError(
+                f"{archive} holds no PNG images{where}: not the published file? Delete it to "
+                "download it again"
+            )
     seen: dict[str, Path] = {}
-    for archive, images in plans:
-        for _, name in images:
+    for archive, wanted in plans:
+        for name in wanted.values():
             if name in seen:
                 raise FetchError(f"{name} appears twice (in {seen[name]} and {archive})")
             seen[name] = archive
-    if not seen:
-        raise FetchError(f"no PNG images in {', '.join(map(str, archives))}")
-    total = sum(info.file_size for _, images in plans for info, _ in images)
+    total = sum(archive.stat().st_size for archive, _ in plans)
     dest.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(dest.parent).free
     if free < total:
         raise FetchError(
-            f"unpacking needs {total / 1e9:.1f} GB in {dest.parent}, {free / 1e9:.1f} free"
+            f"unpacking needs up to {total / 1e9:.1f} GB in {dest.parent}, {free / 1e9:.1f} free"
         )
     with progress_bar() as progress, staged_dir(dest) as tmp:
         task = progress.add_task(f"unpack {dest.name}", total=total)
-        for archive, images in plans:
-            with zipfile.ZipFile(archive) as zf:
-                for info, name in images:
-                    with zf.open(info) as src, open(tmp / name, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)  # zipfile checks each CRC
-                    progress.advance(task, info.file_size)
+        for archive, wanted in plans:
+            _copy_out(archive, wanted, tmp, lambda n: progress.advance(task, n))
     return len(seen)

@@ -1,4 +1,5 @@
-"""HR images into `<dest>/{train,valid}/*.png`: verified DIV2K zips, the bundled sample, a folder.
+"""HR images into `<dest>/{train,valid}/*.png`: verified DIV2K, Flickr2K and OST archives, the
+bundled sample, a folder; more training images mixed in (`data.mix`).
 
 The network and zip handling lives in `claritycore.data.download`; this module knows the
 sources and their layouts.
@@ -37,6 +38,7 @@ from claritycore.data.images import (
 from claritycore.data.pairs import ImagePair, image_pairs, paired_layout
 from claritycore.errors import ConfigError
 from claritycore.presets import largest_patch
+from claritycore.schema import SCALES
 
 SPLITS = ("train", "valid")
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -52,9 +54,33 @@ DIV2K_FILES: dict[str, Archive] = {
         448_993_893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", "valid"
     ),
 }
+# Flickr2K (EDSR's authors) and OST (SFTGAN's OutdoorSceneTrain_v2; the mirror mmagic's and
+# Real-ESRGAN's docs link): no size or sha256 is published with them and none could be checked
+# here (no network), so both are None: the download is checked against the server's length,
+# and its sha256 printed to pin here (docs/data.md). Only the HR folder of each is unpacked.
+FLICKR2K_FILES = {
+    "Flickr2K.tar": Archive(
+        None, None, "train", url="https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",
+        members="Flickr2K_HR",
+    ),
+}  # fmt: skip
+OST_FILES = {
+    "OST_dataset.zip": Archive(
+        None, None, "train",
+        url="https://openmmlab.oss-cn-hangzhou.aliyuncs.com/datasets/OST_dataset.zip",
+        members="OutdoorSceneTrain_v2",
+    ),
+}  # fmt: skip
+# The archives of each downloaded source; OST has no validation split of its own: DIV2K's.
+SOURCE_FILES: dict[str, dict[str, Archive]] = {
+    "div2k": DIV2K_FILES,
+    "df2k": {**DIV2K_FILES, **FLICKR2K_FILES},
+    "ost": {**OST_FILES, "DIV2K_valid_HR.zip": DIV2K_FILES["DIV2K_valid_HR.zip"]},
+}
 
 
 def _offline_help(url: str, names: list[str], downloads: Path) -> str:
+    """The ways on without a network, naming the files that are missing."""
     return (
         f"Offline alternatives: `data.source: sample` (the bundled images), "
         f"`data.source: folder` with `data.root` (your own HR images in train/ and valid/), "
@@ -62,7 +88,7 @@ def _offline_help(url: str, names: list[str], downloads: Path) -> str:
     )
 
 
-def fetch_div2k(
+def fetch_archives(
     dest: Path,
     base_url: str,
     files: Mapping[str, Archive],
@@ -70,35 +96,35 @@ def fetch_div2k(
     downloads: Path,
     policy: DownloadPolicy = DownloadPolicy(),
 ) -> Path:
-    """Download (or reuse) the verified `files` from `base_url` into `downloads`, then unpack each
-    split's images into `dest/<split>/`. Returns `dest`."""
+    """Download (or reuse) the verified `files` (from their own URL, or `base_url` + name) into
+    `downloads`, then unpack each split's images into `dest/<split>/`. Returns `dest`."""
     dest, downloads = Path(dest), Path(downloads)
     downloads.mkdir(parents=True, exist_ok=True)
     base = base_url if base_url.endswith("/") else base_url + "/"
-    by_split: dict[str, list[Path]] = defaultdict(list)
+    by_split: dict[str, list[tuple[Path, str | None]]] = defaultdict(list)
     with progress_bar() as progress:
         for name, spec in files.items():
             target = downloads / name
             if target.exists():
                 problem = verify(target, spec, progress)
                 if problem is None:
-                    by_split[spec.split].append(target)
+                    by_split[spec.split].append((target, spec.members))
                     continue
                 target.unlink()
                 console.print(f"[yellow]{target} is not the published file ({problem}); deleted")
             part = target.with_name(name + ".part")
-            needed = spec.size - (part.stat().st_size if part.exists() else 0)
+            needed = (spec.size or 0) - (part.stat().st_size if part.exists() else 0)
             free = shutil.disk_usage(downloads).free
             if free < needed:
                 raise FetchError(
                     f"{name} needs {needed / 1e9:.1f} GB in {downloads}; {free / 1e9:.1f} free"
                 )
             try:
-                download(base + name, target, spec, policy, progress)
+                download(spec.url or base + name, target, spec, policy, progress)
             except UnreachableError as exc:
-                help_text = _offline_help(base, list(files), downloads)
+                help_text = _offline_help(base, [name], downloads)
                 raise UnreachableError(f"{exc}. {help_text}") from None
-            by_split[spec.split].append(target)
+            by_split[spec.split].append((target, spec.members))
     for split, archives in sorted(by_split.items()):
         count = extract_images(archives, dest / split)
         console.print(f"{split}: {count} images in {dest / split}")
@@ -227,17 +253,47 @@ def fetch(
     policy: DownloadPolicy = DownloadPolicy(),
 ) -> Path:
     """Put `data.source`'s HR images in `dest/train` and `dest/valid` (PNG, 8-bit RGB), with
-    their LR for a `paired` source.
+    their LR for a `paired` source, and `data.mix`'s images in `dest/train` (`mix_in`).
 
     A `folder` or `paired` source drops training images smaller than the largest patch of any
-    preset at `data.scales` (no such preset could crop them).
+    preset at `data.scales` (or any scale when it is empty: no such preset could crop them).
     """
     dest = Path(dest)
-    if data.source == "div2k":
-        return fetch_div2k(dest, data.url, DIV2K_FILES, downloads=downloads, policy=policy)
-    if data.source == "sample":
-        return _copy_sample(dest)
-    root = Path(cast(Path, data.root))  # DataOptions requires it for a folder or paired source
-    if data.source == "paired":
-        return import_pairs(root, dest, data.scales, largest_patch(data.scales), workers)
-    return import_folder(root, dest, largest_patch(data.scales), workers)
+    min_size = largest_patch(data.scales or SCALES)
+    if data.source in SOURCE_FILES:
+        files = SOURCE_FILES[data.source]
+        fetch_archives(dest, data.url, files, downloads=downloads, policy=policy)
+    elif data.source == "sample":
+        _copy_sample(dest)
+    elif data.source == "paired":
+        import_pairs(cast(Path, data.root), dest, data.scales, min_size, workers)
+    else:  # folder; DataOptions requires data.root for it
+        import_folder(cast(Path, data.root), dest, min_size, workers)
+    for entry in data.mix:
+        mix_in(entry, dest / "train", data.url, downloads=downloads, policy=policy)
+    return dest
+
+
+def mix_in(
+    entry: str, train: Path, base_url: str, *, downloads: Path, policy: DownloadPolicy
+) -> None:
+    """Add the training images of `entry` (a downloaded source's name, or a folder of HR images)
+    to `train`, each as `<entry name>_<stem>.png`: a source's training archives are fetched and
+    unpacked beside `train` first; a folder's images are copied (or converted to PNG)."""
+    if entry in SOURCE_FILES:
+        files = {n: a for n, a in SOURCE_FILES[entry].items() if a.split == "train"}
+        staging = train.parent / f".mix-{entry}"
+        fetch_archives(staging, base_url, files, downloads=downloads, policy=policy)
+        images, prefix = list_images(staging / "train"), entry
+    elif Path(entry).is_dir():
+        images, prefix = list_images(Path(entry)), Path(entry).name
+    else:
+        raise ConfigError(
+            f"data.mix entry {entry!r} is neither a source ({', '.join(SOURCE_FILES)}) nor a "
+            "folder of HR images; fix the name or the path"
+        )
+    for path in images:
+        _convert_one(path, train / f"{prefix}_{path.stem}.png")
+    if entry in SOURCE_FILES:
+        shutil.rmtree(train.parent / f".mix-{entry}")
+    console.print(f"train: {len(images)} images of {entry} mixed in as {prefix}_*.png")

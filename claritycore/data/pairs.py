@@ -119,6 +119,19 @@ def _size_problem(pair: ImagePair, scale: int) -> tuple[str, int | None] | None:
     return why, fits
 
 
+def hr_images(folder: Path) -> list[Path]:
+    """The HR image files of `folder`, sorted by name: its HR/ (GT/) files or `*_HR` files in a
+    paired layout, else every image in it."""
+    folder = Path(folder)
+    sub = _subfolders(folder)
+    if sub is not None:
+        return list_images(sub[0])
+    images = list_images(folder)
+    if _is_suffixed(folder):
+        return sorted((p for p in images if _SUFFIXED_HR.match(p.stem)), key=lambda p: p.name)
+    return images
+
+
 def image_pairs(folder: Path, scale: int) -> list[ImagePair]:
     """Every image of `folder` with its LR at `scale`, sorted by HR name: the given LR of a
     paired layout (each checked: LR × scale = HR mod-cropped to the scale), or `lr=None` for a

@@ -18,8 +18,8 @@ class BaseConfig:
     model_type: ClassVar[str] = ""
     scale: int = option(
         4,
-        help=f"upscaling factor: {' | '.join(map(str, SCALES))} (the pipeline's must be one of "
-        "data.scales)",
+        help=f"upscaling factor: {' | '.join(map(str, SCALES))} (the pipeline packs this scale's "
+        "LR store, and those data.scales adds)",
     )
     in_channels: int = option(3, help="input image channels (3 for RGB)")
     out_channels: int = option(3, help="output image channels (3 for RGB)")
