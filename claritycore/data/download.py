@@ -39,9 +39,11 @@ console = Console(stderr=True)
 
 @dataclass(frozen=True)
 class Archive:
-    """A published zip: its exact size, sha256, and the split its images belong to."""
+    """A published file: its exact size and sha256, and for a zip the split its images belong
+    to. For a file whose size is not published `size` is None; where only the first hex digits
+    of its sha256 are published, `sha256` is that prefix ("" where none is)."""
 
-    size: int
+    size: int | None
     sha256: str
     split: str
 
@@ -103,12 +105,14 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
 
 
 def verify(path: Path, spec: Archive, progress: Progress) -> str | None:
-    """None if `path` has the published size and sha256, else what is wrong."""
+    """None if `path` has what is published of its size and sha256, else what is wrong."""
     size = path.stat().st_size
-    if size != spec.size:
+    if spec.size is not None and size != spec.size:
         return f"size is {size:,} bytes, expected {spec.size:,}"
+    if not spec.sha256:
+        return None
     digest = sha256_file(path, progress)
-    if digest != spec.sha256:
+    if not digest.startswith(spec.sha256):
         return f"sha256 is {digest}, expected {spec.sha256}"
     return None
 
@@ -123,7 +127,7 @@ def _transfer(
 ) -> None:
     """Append the missing bytes of `url` to `part` (restarting if the server ignores Range)."""
     have = part.stat().st_size if part.exists() else 0
-    if have >= spec.size:
+    if spec.size is not None and have >= spec.size:
         return
     headers = {"User-Agent": f"claritycore/{__version__}"}
     if have:
@@ -149,7 +153,9 @@ def _transfer(
         if not resumed:
             have = 0  # a 200 answer is the whole file: the server ignored Range
         length = response.headers.get("Content-Length")
-        if length is not None and have + int(length) != spec.size:
+        # Without a published size, the server's length is what a complete transfer has.
+        expected = spec.size if spec.size is not None or length is None else have + int(length)
+        if length is not None and have + int(length) != expected:
             raise FetchError(
                 f"{url} serves {have + int(length):,} bytes but {part.name[:-5]} should have "
                 f"{spec.size:,}; data.url may point at a different file"
@@ -162,8 +168,8 @@ def _transfer(
                     progress.advance(task, len(chunk))
         except (OSError, http.client.HTTPException) as exc:
             raise _Interrupted(str(exc)) from exc
-    if part.stat().st_size < spec.size:
-        raise _Interrupted(f"connection closed at {part.stat().st_size:,} of {spec.size:,} bytes")
+    if expected is not None and part.stat().st_size < expected:
+        raise _Interrupted(f"connection closed at {part.stat().st_size:,} of {expected:,} bytes")
 
 
 def download(
@@ -174,7 +180,7 @@ def download(
     `target` appears only once its size and sha256 match `spec`; a bad file is deleted.
     """
     part = target.with_name(target.name + ".part")
-    if part.exists() and part.stat().st_size > spec.size:
+    if part.exists() and spec.size is not None and part.stat().st_size > spec.size:
         part.unlink()
     task = progress.add_task(f"download {target.name}", total=spec.size)
     interrupted = unreachable = 0

@@ -87,7 +87,7 @@ def fetch_div2k(
                 target.unlink()
                 console.print(f"[yellow]{target} is not the published file ({problem}); deleted")
             part = target.with_name(name + ".part")
-            needed = spec.size - (part.stat().st_size if part.exists() else 0)
+            needed = (spec.size or 0) - (part.stat().st_size if part.exists() else 0)
             free = shutil.disk_usage(downloads).free
             if free < needed:
                 raise FetchError(
