@@ -219,27 +219,52 @@ def _model_pt_in(path: Path) -> Path:
     return path / "model.pt" if path.is_dir() and (path / "model.pt").is_file() else path
 
 
-def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the right model from any supported weights file (or a 0.0.5 model folder), in
-    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema and
-    training precision (None where the file does not say)."""
-    path = _model_pt_in(Path(path))
-    kind = sniff(path)
+def _torch_payload(path: Path) -> Any:
+    """A torch file's loaded contents, or None for a .safetensors file (read apart)."""
+    is_safetensors = sniff(path) == "safetensors" or path.suffix == ".safetensors"
+    return None if is_safetensors else read_torch_file(path)
+
+
+def _read_state(
+    path: Path, payload: Any
+) -> tuple[dict[str, torch.Tensor], str, bool, dict[str, str]]:
+    """The tensors of a file other than our model.pt (`payload`: its torch contents, None for
+    safetensors), in our key names: (state, layout, whether EMA weights, safetensors metadata)."""
     meta: dict[str, str] = {}
     ema = False
-    if kind == "safetensors" or path.suffix == ".safetensors":
+    if payload is None:
         state, meta = read_safetensors(path)
         source = "safetensors"
     else:
-        payload = read_torch_file(path)
-        if is_model_pt(payload):
-            return model_from_payload(payload, path)
         state, source, ema = _state_dict_of(payload, path)
     state = _strip_wrappers(state)
     if "model.0.weight" in state:
         state, source = _from_esrgan_old(state, path), "esrgan-old"
     elif any(k.startswith(("RRDB_trunk.", "trunk_conv.")) for k in state):
         state, source = _from_esrgan(state), "esrgan"
+    return state, source, ema, meta
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of any supported weights file in ClarityCore's key names (a generator's, or
+    a BasicSR discriminator's), and its layout; nothing is built."""
+    path = _model_pt_in(Path(path))
+    payload = _torch_payload(path)
+    if is_model_pt(payload):
+        return payload["state_dict"], "claritycore"
+    state, source, _, _ = _read_state(path, payload)
+    return state, source
+
+
+def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the right model from any supported weights file (or a 0.0.5 model folder), in
+    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema and
+    training precision (None where the file does not say)."""
+    path = _model_pt_in(Path(path))
+    payload = _torch_payload(path)
+    if is_model_pt(payload):
+        return model_from_payload(payload, path)
+    state, source, ema, meta = _read_state(path, payload)
     if "config" in meta:
         config: Any = json.loads(meta["config"])
     else:
