@@ -55,10 +55,15 @@ def file_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
+def hub_dir() -> Path:
+    """torch's hub cache of weights files, where `upscale -m NAME` keeps what it downloads."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def search_paths(name: str) -> list[Path]:
     """Where `name`'s file is looked for, in order: torch's hub cache, then `data/weights/`."""
     file = published(name).file
-    return [Path(torch.hub.get_dir()) / "checkpoints" / file, PIPELINE_WEIGHTS / file]
+    return [hub_dir() / file, PIPELINE_WEIGHTS / file]
 
 
 def locate(name: str) -> Path | None:
