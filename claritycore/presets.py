@@ -28,6 +28,9 @@ class Preset:
     adversarial: AdversarialConfig | None = None
     # Where the recipe differs from the published one it follows.
     notes: str = ""
+    # A fine-tuning recipe: the published generator it starts from (train.pretrained replaces
+    # it); for a GAN preset it takes the PSNR stage's place.
+    pretrained: str | None = None
 
     @property
     def scale(self) -> int:

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from claritycore import interop
 from claritycore.data import backbones
 from claritycore.data.published import Role, is_published_name, published
 from claritycore.errors import ConfigError
+from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoConfig, AutoModel, BaseConfig
 from claritycore.models.discriminators import DISCRIMINATORS
 from claritycore.weights import WeightsError
@@ -139,11 +141,23 @@ def check_fit(
     network: Shapes, value: str, role: Role, *, strict: bool, model: str = "the model"
 ) -> Fit:
     """How the start file `value` (a published name or a path) fits `network` (`_accepted`)."""
-    published_name = is_published_name(value, role)
-    shapes = _published_shapes(value, role) if published_name else file_shapes(
-        _is_path(value, role), role
-    )  # fmt: skip
+    if is_published_name(value, role):
+        shapes = _published_shapes(value, role)
+        value = f"{value} ({summary(published(value).architecture)})"
+    else:
+        shapes = file_shapes(_is_path(value, role), role)
     return _accepted(compare(network, shapes), value, role, strict=strict, model=model)
+
+
+def summary(architecture: Mapping[str, Any]) -> str:
+    """An architecture's fields in one phrase: "rrdbnet ×4, upsampler nearest, num_feat 64, …"."""
+    values = dict(architecture)
+    head = [values.pop(k) for k in ("model_type", "discriminator") if k in values]
+    if "scale" in values:
+        head.append(f"×{values.pop('scale')}")
+    for key in ("in_channels", "out_channels"):
+        values.pop(key, None)
+    return ", ".join([" ".join(map(str, head)), *(f"{k} {v}" for k, v in values.items())])
 
 
 def _accepted(fit: Fit, name: str, role: Role, *, strict: bool, model: str) -> Fit:
@@ -155,6 +169,40 @@ def _accepted(fit: Fit, name: str, role: Role, *, strict: bool, model: str) -> F
             f"{KEYS[role]}: {name} {what} {model}: {fit.first_difference}; {_FIX[role]}"
         )
     return fit
+
+
+def start_values(experiment: ExperimentConfig, generator: str | None) -> dict[Role, str | None]:
+    """Each role's start file as named: `generator` (train.pretrained or the preset's) and
+    `adversarial.pretrained_d` (None: random weights)."""
+    adversarial = experiment.adversarial
+    return {
+        "generator": generator,
+        "discriminator": None if adversarial is None else adversarial.pretrained_d,
+    }
+
+
+def _network_shapes(experiment: ExperimentConfig, role: Role) -> tuple[Shapes, str]:
+    """The experiment's `role` network's tensor shapes, and the network in words."""
+    adversarial = experiment.adversarial
+    if role == "generator" or adversarial is None:
+        model = f"the experiment's model ({summary(experiment.model.to_dict())})"
+        return generator_shapes(experiment.model), model
+    kind, width = adversarial.discriminator, adversarial.d_num_feat
+    model = f"the experiment's discriminator ({kind}, d_num_feat {width})"
+    return discriminator_shapes(kind, width), model
+
+
+def check_starts(
+    experiment: ExperimentConfig, generator: str | None, *, strict: bool
+) -> dict[Role, Fit]:
+    """How the experiment's start files (`start_values`) fit its networks, a published name
+    by its table row; a ConfigError (`check_fit`) when one does not."""
+    fits: dict[Role, Fit] = {}
+    for role, value in start_values(experiment, generator).items():
+        if value is not None:
+            network, model = _network_shapes(experiment, role)
+            fits[role] = check_fit(network, value, role, strict=strict, model=model)
+    return fits
 
 
 def locate(value: str, role: Role, dest_dir: Path | None, *, strict: bool = True) -> StartFile:
@@ -193,3 +241,55 @@ def load(network: nn.Module, start: StartFile, role: Role) -> Fit:
     _accepted(fit, start.name, role, strict=start.strict, model=f"the {role}")
     network.load_state_dict({k: state[k] for k in fit.loaded}, strict=not fit.fresh)
     return fit
+
+
+def place_starts(
+    experiment: ExperimentConfig,
+    generator: str | None,
+    *,
+    strict: bool,
+    dest_dir: Path,
+    records: Mapping[Role, Path],
+) -> dict[Role, StartFile | None]:
+    """The pipeline's `weights` step for start files: fetch (or copy) the experiment's start
+    files (`start_values`) into `dest_dir`, check their tensors against its networks, and write
+    each role's record (name, file, sha256) to `records[role]` ({} for random weights)."""
+    starts: dict[Role, StartFile | None] = {}
+    for role, value in start_values(experiment, generator).items():
+        start = None if value is None else locate(value, role, dest_dir, strict=strict)
+        if start is not None:
+            # The file's own tensors now (a published name was checked by its table row).
+            network, model = _network_shapes(experiment, role)
+            fit = compare(network, file_shapes(start.path, role))
+            _accepted(fit, start.name, role, strict=strict, model=model)
+        write_record(records[role], start)
+        starts[role] = start
+    return starts
+
+
+_RECORD_HEADER = "# Written by `python -m stages.weights`: the file this {role} starts from.\n"
+
+
+def write_record(path: Path, start: StartFile | None) -> None:
+    """build/pretrained*.yaml: `start`'s name, file, sha256 and strictness ({} for none).
+    `dvc exp show` shows them as params, and the training stages depend on the file."""
+    role = "discriminator" if path.stem.endswith("_d") else "generator"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {} if start is None else start.record()
+    path.write_text(_RECORD_HEADER.format(role=role) + yaml.safe_dump(values, sort_keys=False))
+
+
+def read_record(path: Path) -> StartFile | None:
+    """The start file `write_record` wrote, once its file still has the recorded sha256."""
+    if not path.is_file():
+        raise ConfigError(f"{path} not found; run `dvc repro weights` (python -m stages.weights)")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not values:
+        return None
+    start = StartFile(values["name"], Path(values["file"]), bool(values["strict"]))
+    if not start.path.is_file() or backbones.file_sha256(start.path) != values["sha256"]:
+        raise ConfigError(
+            f"{start.path} is not the file {path} records (sha256 {values['sha256']}); run "
+            "`dvc repro weights` or `dvc pull`"
+        )
+    return start
