@@ -293,3 +293,24 @@ def read_record(path: Path) -> StartFile | None:
             "`dvc repro weights` or `dvc pull`"
         )
     return start
+
+
+def local_starts(
+    experiment: ExperimentConfig, generator: str | None, *, strict: bool
+) -> dict[Role, StartFile | None]:
+    """The CLI's start files: checked against the experiment's networks first (a published
+    name by its table row), then a published one taken from torch's hub cache or downloaded
+    there, a path used where it is."""
+    check_starts(experiment, generator, strict=strict)
+    return {
+        role: None if value is None else locate(value, role, None, strict=strict)
+        for role, value in start_values(experiment, generator).items()
+    }
+
+
+def weights_path(value: str) -> Path:
+    """`upscale -m` / `evaluate -m`: a published generator's name stands for its verified file
+    (torch's hub cache, downloaded there once with a progress bar); anything else is a path."""
+    if is_published_name(value, "generator"):
+        return locate(value, "generator", None).path
+    return Path(value)
