@@ -16,11 +16,12 @@ import typer
 
 from claritycore.config import TrainOptions, load_params, read_section
 from claritycore.data.backbones import PIPELINE_WEIGHTS, fetch_needed
+from claritycore.data.published import Role
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import pretrained_generator, read_resolved
 from claritycore.pretrained import place_starts
 
-RECORDS = {
+RECORDS: dict[Role, Path] = {
     "generator": Path("build/pretrained.yaml"),
     "discriminator": Path("build/pretrained_d.yaml"),
 }

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from claritycore import pretrained, weights
 from claritycore.config import EvaluateOptions, TrainingConfig, TrainOptions
 from claritycore.data.benchmark_sets import set_images
+from claritycore.data.published import Role
 from claritycore.device import (
     PRECISION_DTYPES,
     channels_last_auto,
@@ -343,10 +344,12 @@ def _start_records(
     job: TrainJob, model: nn.Module, adversary: Adversary | None, console: Console
 ) -> dict[str, dict[str, Any]]:
     """Each start file's record for model.pt, with the tensors that start fresh (logged)."""
-    networks = {"generator": (job.pretrained, model)}
+    networks: dict[Role, tuple[StartFile | None, nn.Module]] = {
+        "generator": (job.pretrained, model)
+    }
     if adversary is not None:
         networks["discriminator"] = (job.pretrained_d, adversary.discriminator)
-    records = {}
+    records: dict[str, dict[str, Any]] = {}
     for role, (start, network) in networks.items():
         if start is None:
             continue
