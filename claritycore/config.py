@@ -220,9 +220,9 @@ class TrainOptions:
     )
     pretrained: str | None = option(
         None,
-        help="the generator the run starts from: a published name (`claritycore models`), a "
-        "weights file, or null (random weights, or a fine-tune preset's own). A GAN experiment "
-        "started from one has no PSNR stage: its GAN stage starts from the file",
+        help="the generator the run starts from: a published name (`claritycore models`), any "
+        "file `claritycore upscale` reads, or null (random weights, or a fine-tune preset's "
+        "own). A GAN experiment started from one has no PSNR stage: its GAN stage starts from it",
     )
     pretrained_strict: bool = option(
         True,

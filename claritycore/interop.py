@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -98,7 +99,8 @@ def _from_esrgan_old(state: dict[str, torch.Tensor], path: Path) -> dict[str, to
     return out
 
 
-def _keys_found(state: dict[str, Any]) -> str:
+def keys_found(state: Mapping[str, Any]) -> str:
+    """The first keys of a state dict and how many there are, for messages."""
     keys = list(state)
     shown = ", ".join(keys[:6])
     return f"{shown}{', …' if len(keys) > 6 else ''} ({len(keys)} keys)"
@@ -109,7 +111,7 @@ def infer_config(state: dict[str, torch.Tensor], path: Path) -> RRDBNetConfig:
     required = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight")
     if any(k not in state for k in required):
         raise WeightsError(
-            f"{path} has an unknown layout (found {_keys_found(state)}); supported: {SUPPORTED}"
+            f"{path} has an unknown layout (found {keys_found(state)}); supported: {SUPPORTED}"
         )
     num_feat, in_total = state["conv_first.weight"].shape[:2]
     out_channels = state["conv_last.weight"].shape[0]
@@ -174,7 +176,7 @@ def _state_dict_of(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], s
                 return payload[key], "state_dict", False
         if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
             return payload, "state_dict", False
-    found = _keys_found(payload) if isinstance(payload, dict) else type(payload).__name__
+    found = keys_found(payload) if isinstance(payload, dict) else type(payload).__name__
     raise WeightsError(
         f"{path} has an unknown layout (found {found}); expected a dict of tensors or one "
         f"under params_ema / params / state_dict / net; supported: {SUPPORTED}"

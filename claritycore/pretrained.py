@@ -68,6 +68,7 @@ class Fit:
     fresh: list[str]
     unused: list[str]
     first_difference: str | None
+    found: str  # the file's first keys and how many, for the message when none fits
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:
@@ -86,7 +87,7 @@ def compare(network: Mapping[str, tuple[int, ...]], file: Mapping[str, tuple[int
             f"{first} is {_shape(network.get(first))} in the model and "
             f"{_shape(file.get(first))} in the file"
         )
-    return Fit(loaded, fresh, unused, difference)
+    return Fit(loaded, fresh, unused, difference, interop.keys_found(file))
 
 
 def _meta_shapes(module: nn.Module) -> Shapes:
@@ -164,7 +165,11 @@ def _accepted(fit: Fit, name: str, role: Role, *, strict: bool, model: str) -> F
     """`fit`, or a ConfigError naming the first differing tensor and both shapes when `strict`
     and they differ, or when no tensor fits at all."""
     if fit.first_difference is not None and (strict or not fit.loaded):
-        what = "does not fit" if fit.loaded else "has no tensor that fits"
+        what = (
+            "does not fit"
+            if fit.loaded
+            else f"has an unknown layout (found {fit.found}): no tensor fits"
+        )
         raise ConfigError(
             f"{KEYS[role]}: {name} {what} {model}: {fit.first_difference}; {_FIX[role]}"
         )
