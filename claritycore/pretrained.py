@@ -90,6 +90,16 @@ def compare(network: Mapping[str, tuple[int, ...]], file: Mapping[str, tuple[int
     return Fit(loaded, fresh, unused, difference, interop.keys_found(file))
 
 
+def describe_fit(role: Role, name: str, fit: Fit) -> str | None:
+    """One log line for a start file not loaded whole: what loads, starts fresh, goes unused."""
+    if not fit.fresh and not fit.unused:
+        return None
+    return (
+        f"{role} from {name}: {len(fit.loaded)} tensors load; starting fresh: "
+        f"{', '.join(fit.fresh) or 'none'}; unused: {', '.join(fit.unused) or 'none'}"
+    )
+
+
 def _meta_shapes(module: nn.Module) -> Shapes:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 

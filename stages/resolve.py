@@ -24,7 +24,7 @@ from claritycore.config import (
 )
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import pretrained_generator, psnr_stage, resolve, write_resolved
-from claritycore.pretrained import check_starts
+from claritycore.pretrained import check_starts, describe_fit
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -57,13 +57,8 @@ def main(
     model, training = experiment.model, experiment.training
     console = Console(stderr=True)
     for role, fit in fits.items():
-        if fit.fresh or fit.unused:
-            console.print(
-                f"{role} start file: {len(fit.loaded)} tensors load; fresh: "
-                f"{', '.join(fit.fresh) or 'none'}; unused: {', '.join(fit.unused) or 'none'}",
-                highlight=False,
-                soft_wrap=True,
-            )
+        if note := describe_fit(role, "its start file", fit):
+            console.print(note, highlight=False, soft_wrap=True)
     console.print(
         f"resolved [bold]{experiment.preset}[/bold] -> {output} (hash "
         f"{experiment.config_hash()}): x{model.scale}, {training.steps} steps, batch "

@@ -356,12 +356,8 @@ def _start_records(
         own = {k: tuple(v.shape) for k, v in network.state_dict().items()}
         fit = pretrained.compare(own, pretrained.file_shapes(start.path, role))
         records[role] = start.record() | {"fresh": fit.fresh, "unused": fit.unused}
-        if fit.fresh or fit.unused:
-            console.print(
-                f"{role} from {start.name}: {len(fit.loaded)} tensors loaded; starting fresh: "
-                f"{', '.join(fit.fresh) or 'none'}; unused: {', '.join(fit.unused) or 'none'}",
-                highlight=False, soft_wrap=True,
-            )  # fmt: skip
+        if note := pretrained.describe_fit(role, start.name, fit):
+            console.print(note, highlight=False, soft_wrap=True)
     return records
 
 
