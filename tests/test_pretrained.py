@@ -27,6 +27,7 @@ from claritycore.errors import ConfigError, UserError
 from claritycore.experiment import resolve
 from claritycore.models import AutoConfig, AutoModel
 from claritycore.pretrained import StartFile
+from claritycore.weights import load_model
 from stages.resolve import app as resolve_stage
 from tests.test_fetch import Server
 
@@ -230,3 +231,32 @@ def test_not_strict_a_x4_file_starts_a_x2_model_with_its_body(tmp_path):
     for key in state:
         expected = before[key] if key in fit.fresh else file[key]
         assert torch.equal(state[key], expected), key
+
+
+def test_a_fine_tuning_run_resumes_bitwise_and_records_its_start(tmp_path):
+    """Not strict, from a ×4 file: killed after step 3 and resumed, the run ends on the weights
+    of the run that was not interrupted; model.pt names the file, its sha256 and what started
+    fresh."""
+    from tests.helpers import checkpoint_files, quick_options, run, tiny_experiment, tiny_store
+
+    store, experiment = tiny_store(tmp_path), tiny_experiment(steps=6)
+    x4 = {**experiment.model.to_dict(), "scale": 4, "upsampler": "nearest"}
+    source = tmp_path / "x4.pth"
+    source.write_bytes(_layout_bytes("params_ema", _model(x4, seed=5).state_dict()))
+    start = StartFile("x4", source, strict=False)
+    options = quick_options()
+    run(tmp_path / "whole", experiment, options, store, pretrained=start)
+    run(tmp_path / "resumed", experiment, options, store, pretrained=start)
+    checkpoint_files(tmp_path / "resumed" / "ckpt")[-1].unlink()  # killed after step 3
+    run(tmp_path / "resumed", experiment, options, store, pretrained=start)
+    whole, meta = load_model(tmp_path / "whole" / "model.pt")
+    resumed = load_model(tmp_path / "resumed" / "model.pt")[0].state_dict()
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(resumed[name], tensor), name
+    record = meta["pretrained"]["generator"]
+    assert (
+        record["name"] == "x4"
+        and record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    )
+    assert record["strict"] is False and record["fresh"] and record["unused"]
+    assert all(not key.startswith("body.") for key in record["fresh"])
