@@ -241,6 +241,18 @@ class TrainOptions:
         help="the perceptual loss's VGG19 file, with VGG19's keys and shapes (null: torchvision's "
         "vgg19-dcbb9e9d.pth, looked up as docs/perceptual.md says)",
     )
+    pretrained: str | None = option(
+        None,
+        help="the generator the run starts from: a published name (`claritycore models`), any "
+        "file `claritycore upscale` reads, or null (random weights, or a fine-tune preset's "
+        "own). A GAN experiment started from one has no PSNR stage: its GAN stage starts from it",
+    )
+    pretrained_strict: bool = option(
+        True,
+        help="the start files (train.pretrained, adversarial.pretrained_d) must fit every tensor; "
+        "false: load those whose names and shapes match, the rest start fresh (e.g. a ×4 file "
+        "for a ×2 model), listed in the log and model.pt",
+    )
 
     def __post_init__(self) -> None:
         for name in ("devices", "log_every", "val_every", "save_every", "max_nonfinite"):
@@ -546,6 +558,11 @@ class AdversarialConfig:
         help="steps that train only the discriminator before the generator's first update "
         "(BasicSR's net_d_init_iters): D learns to tell the PSNR model's output from HR first",
     )
+    pretrained_d: str | None = option(
+        None,
+        help="the discriminator the GAN stage starts from: a published name (e.g. "
+        "RealESRGAN_x4plus_netD), a weights file (BasicSR's layout), or null (random weights)",
+    )
 
     def __post_init__(self) -> None:
         for name in ("pixel_weight", "perceptual_weight", "gan_weight"):
@@ -577,11 +594,14 @@ class AdversarialConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """`d_init_steps` only when set: at its default 0 the GAN presets' configs (and their
-        hashes, run keys and DVC run cache) are what they were before the field existed."""
+        """`d_init_steps` and `pretrained_d` only when set: at their defaults the GAN presets'
+        configs (and their hashes, run keys and DVC run cache) are what they were before the
+        fields existed."""
         values = as_dict(self)
         if not self.d_init_steps:
             del values["d_init_steps"]
+        if self.pretrained_d is None:
+            del values["pretrained_d"]
         return values
 
 

@@ -200,24 +200,38 @@ def lr_scales(experiment: ExperimentConfig, extra: tuple[int, ...] = ()) -> tupl
     own = (experiment.model.scale,) if experiment.degradation.reads_store_lr else ()
     return tuple(sorted({*own, *extra}))
 
+def pretrained_generator(experiment: ExperimentConfig, pretrained: str | None) -> str | None:
+    """The generator the experiment starts from: `train.pretrained` if set, else its preset's
+    (a fine-tuning preset names one), else None (random weights)."""
+    return pretrained or get_preset(experiment.preset).pretrained
+
 
 def psnr_stage(
-    experiment: ExperimentConfig, overrides: Mapping[str, Any] | None = None
+    experiment: ExperimentConfig,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    pretrained: str | None = None,
 ) -> ExperimentConfig:
     """The PSNR stage a GAN experiment trains first, derived from it: the preset its
     `adversarial.base` names, with the experiment's model and degradation, and `overrides`
     (params.yaml's `psnr_overrides`: that stage's training fields). An experiment without a
-    GAN stage is its own PSNR stage.
+    GAN stage is its own PSNR stage, and so is one started from a `pretrained` generator (the
+    file takes the PSNR model's place, as Real-ESRGAN's GAN stage starts from RealESRNet).
 
     A GAN preset shares its model and degradation with its PSNR preset (tested), so the result
     is what an experiment of that preset with these values resolves to, and DVC finds its
     model in the run cache."""
     changes = _set(overrides)
-    if experiment.adversarial is None:
+    if experiment.adversarial is None or pretrained is not None:
         if changes:
+            why = (
+                f"starts from {pretrained}, which takes the PSNR stage's place"
+                if experiment.adversarial is not None
+                else "has no PSNR stage before it (only GAN presets do)"
+            )
             raise ConfigError(
-                f"psnr_overrides.{next(iter(changes))} is set, but {experiment.preset} has no "
-                "PSNR stage before it (only GAN presets do); use overrides instead"
+                f"psnr_overrides.{next(iter(changes))} is set, but {experiment.preset} {why}; "
+                "use overrides instead"
             )
         return experiment
     training_keys = field_names(TrainingConfig)

@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -98,7 +99,8 @@ def _from_esrgan_old(state: dict[str, torch.Tensor], path: Path) -> dict[str, to
     return out
 
 
-def _keys_found(state: dict[str, Any]) -> str:
+def keys_found(state: Mapping[str, Any]) -> str:
+    """The first keys of a state dict and how many there are, for messages."""
     keys = list(state)
     shown = ", ".join(keys[:6])
     return f"{shown}{', …' if len(keys) > 6 else ''} ({len(keys)} keys)"
@@ -109,7 +111,7 @@ def infer_config(state: dict[str, torch.Tensor], path: Path) -> RRDBNetConfig:
     required = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight")
     if any(k not in state for k in required):
         raise WeightsError(
-            f"{path} has an unknown layout (found {_keys_found(state)}); supported: {SUPPORTED}"
+            f"{path} has an unknown layout (found {keys_found(state)}); supported: {SUPPORTED}"
         )
     num_feat, in_total = state["conv_first.weight"].shape[:2]
     out_channels = state["conv_last.weight"].shape[0]
@@ -174,7 +176,7 @@ def _state_dict_of(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], s
                 return payload[key], "state_dict", False
         if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
             return payload, "state_dict", False
-    found = _keys_found(payload) if isinstance(payload, dict) else type(payload).__name__
+    found = keys_found(payload) if isinstance(payload, dict) else type(payload).__name__
     raise WeightsError(
         f"{path} has an unknown layout (found {found}); expected a dict of tensors or one "
         f"under params_ema / params / state_dict / net; supported: {SUPPORTED}"
@@ -219,27 +221,52 @@ def _model_pt_in(path: Path) -> Path:
     return path / "model.pt" if path.is_dir() and (path / "model.pt").is_file() else path
 
 
-def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the right model from any supported weights file (or a 0.0.5 model folder), in
-    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema and
-    training precision (None where the file does not say)."""
-    path = _model_pt_in(Path(path))
-    kind = sniff(path)
+def _torch_payload(path: Path) -> Any:
+    """A torch file's loaded contents, or None for a .safetensors file (read apart)."""
+    is_safetensors = sniff(path) == "safetensors" or path.suffix == ".safetensors"
+    return None if is_safetensors else read_torch_file(path)
+
+
+def _read_state(
+    path: Path, payload: Any
+) -> tuple[dict[str, torch.Tensor], str, bool, dict[str, str]]:
+    """The tensors of a file other than our model.pt (`payload`: its torch contents, None for
+    safetensors), in our key names: (state, layout, whether EMA weights, safetensors metadata)."""
     meta: dict[str, str] = {}
     ema = False
-    if kind == "safetensors" or path.suffix == ".safetensors":
+    if payload is None:
         state, meta = read_safetensors(path)
         source = "safetensors"
     else:
-        payload = read_torch_file(path)
-        if is_model_pt(payload):
-            return model_from_payload(payload, path)
         state, source, ema = _state_dict_of(payload, path)
     state = _strip_wrappers(state)
     if "model.0.weight" in state:
         state, source = _from_esrgan_old(state, path), "esrgan-old"
     elif any(k.startswith(("RRDB_trunk.", "trunk_conv.")) for k in state):
         state, source = _from_esrgan(state), "esrgan"
+    return state, source, ema, meta
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of any supported weights file in ClarityCore's key names (a generator's, or
+    a BasicSR discriminator's), and its layout; nothing is built."""
+    path = _model_pt_in(Path(path))
+    payload = _torch_payload(path)
+    if is_model_pt(payload):
+        return payload["state_dict"], "claritycore"
+    state, source, _, _ = _read_state(path, payload)
+    return state, source
+
+
+def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the right model from any supported weights file (or a 0.0.5 model folder), in
+    eval mode, with its metadata: format, model_type, config, scale, preset, step, ema and
+    training precision (None where the file does not say)."""
+    path = _model_pt_in(Path(path))
+    payload = _torch_payload(path)
+    if is_model_pt(payload):
+        return model_from_payload(payload, path)
+    state, source, ema, meta = _read_state(path, payload)
     if "config" in meta:
         config: Any = json.loads(meta["config"])
     else:

@@ -28,6 +28,9 @@ class Preset:
     adversarial: AdversarialConfig | None = None
     # Where the recipe differs from the published one it follows.
     notes: str = ""
+    # A fine-tuning recipe: the published generator it starts from (train.pretrained replaces
+    # it); for a GAN preset it takes the PSNR stage's place.
+    pretrained: str | None = None
 
     @property
     def scale(self) -> int:
@@ -155,8 +158,61 @@ _GANS = [_esrgan(name.replace("rrdbnet", "esrgan"), base) for name, base in _PSN
     for name, base in _REALESRNETS.items()
 ]
 
-# The model document's eight presets first, unchanged; then the real-world and GAN rows.
-PRESETS: dict[str, Preset] = {**_PSNR, **_REALESRNETS, **{p.name: p for p in _GANS}}
+# Real-ESRGAN's fine-tuning recipes (Training.md, "Finetune Real-ESRGAN on your own dataset";
+# options/finetune_realesrgan_x4plus*.yml): train_realesrgan_x4plus.yml's values, started from
+# the published generator and discriminator instead of RealESRNet and a random D.
+_FINETUNE_NOTES = (
+    "starts from the published RealESRGAN_x4plus and RealESRGAN_x4plus_netD (the weights "
+    "stage fetches them); {data}; augmentation: 8 flips/rotations (Real-ESRGAN: h-flip only)"
+)
+_FINETUNES = [
+    Preset(
+        "finetune_realesrgan_x4plus",
+        "4× Real-ESRGAN fine-tuned from RealESRGAN_x4plus (+ its netD), degradations on the fly",
+        _REALESRNETS["realesrnetx4"].model,
+        _REALESRGAN,
+        degradation=_REALWORLD,
+        adversarial=AdversarialConfig(
+            base="realesrnetx4", pretrained_d="RealESRGAN_x4plus_netD", **_REALESRGAN_LOSSES
+        ),
+        notes=_FINETUNE_NOTES.format(
+            data="its 180-patch queue that mixes batches is not used (each sample's degradation "
+            "is a pure function of seed and index)"
+        ),
+        pretrained="RealESRGAN_x4plus",
+    ),
+    Preset(
+        "finetune_realesrgan_x4plus_pairdata",
+        "4× Real-ESRGAN fine-tuned from RealESRGAN_x4plus (+ its netD) on your own LR/HR pairs",
+        _REALESRNETS["realesrnetx4"].model,
+        _REALESRGAN,
+        adversarial=AdversarialConfig(
+            base="realesrnetx4", pretrained_d="RealESRGAN_x4plus_netD", **_REALESRGAN_LOSSES
+        ),
+        notes=_FINETUNE_NOTES.format(
+            data="set data.source: paired (the pairs' own LR, as RealESRGANPairedDataset reads "
+            "them); the L1 and VGG targets are the plain HR (Real-ESRGAN unsharp-masks them)"
+        ),
+        pretrained="RealESRGAN_x4plus",
+    ),
+    Preset(
+        "finetune_realesrnet_x4plus",
+        "4× Real-ESRNet (L1, real-world degradations) fine-tuned from RealESRNet_x4plus",
+        _REALESRNETS["realesrnetx4"].model,
+        _REALESRNET,
+        degradation=_REALWORLD,
+        notes="Real-ESRGAN publishes no PSNR fine-tuning recipe: train_realesrnet_x4plus.yml's "
+        "values, started from RealESRNet_x4plus instead of ESRGAN_SRx4_DF2KOST_official "
+        "(shorten it with overrides.steps); " + _REALESRNET_NOTES.split("; ", 1)[1],
+        pretrained="RealESRNet_x4plus",
+    ),
+]
+
+# The model document's eight presets first, unchanged; then the real-world, GAN and
+# fine-tuning rows.
+PRESETS: dict[str, Preset] = {
+    **_PSNR, **_REALESRNETS, **{p.name: p for p in _GANS}, **{p.name: p for p in _FINETUNES}
+}  # fmt: skip
 
 
 def get_preset(name: str) -> Preset:

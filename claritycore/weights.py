@@ -166,12 +166,15 @@ def save_model(
     ema: bool = False,
     precision: str | None = None,
     vgg19_sha256: str | None = None,
+    pretrained: dict[str, Any] | None = None,
 ) -> None:
     """Save a `model.pt`: the model config, the preset and training config of `experiment`
     (whose model config must be the model's; with its degradation and adversarial sections
     where it has them), the step, whether the weights are EMA, the precision training computed
     in (bf16, fp16 or fp32: what `amp` resolved to on the device it ran on), the sha256 of the
-    VGG19 file a perceptual loss used, and the state dict. Each fact is stored once."""
+    VGG19 file a perceptual loss used, the files the run started from (`pretrained`: per role
+    its name, file, sha256 and the tensors that started fresh), and the state dict. Each fact
+    is stored once."""
     model = unwrap(model)
     config = cast(BaseConfig, model.config).to_dict()  # a built model keeps its config
     experiment = experiment or {}
@@ -190,6 +193,7 @@ def save_model(
             # Only where they apply: an L1 model on bicubic LR has neither section.
             **{k: experiment[k] for k in ("degradation", "adversarial") if k in experiment},
             **({"vgg19_sha256": vgg19_sha256} if vgg19_sha256 else {}),
+            **({"pretrained": pretrained} if pretrained else {}),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
         Path(path),
@@ -227,6 +231,7 @@ def model_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "ema": bool(payload.get("ema")),
         "precision": payload.get("precision"),
         "vgg19_sha256": payload.get("vgg19_sha256"),
+        "pretrained": payload.get("pretrained"),
     }
 
 

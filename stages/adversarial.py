@@ -1,7 +1,9 @@
 """`python -m stages.adversarial`: the experiment's second stage (`build/config.yaml`).
 
 A GAN preset trains its generator from models/psnr.pt (the PSNR stage) against a
-discriminator; any other experiment's model is the PSNR stage's, copied. Writes
+discriminator (from build/pretrained_d.yaml's file, if any); any other experiment's model is the
+PSNR stage's, copied, and so is that of a GAN experiment started from a generator file (the
+`train` stage trained it whole). Writes
 models/model.pt (what evaluate scores) and its curves in dvclive/ (for an L1 experiment the first
 stage's, from dvclive-psnr/).
 """
@@ -16,6 +18,7 @@ from claritycore.config import DataOptions, TrainOptions, load_params, read_sect
 from claritycore.data.store import pipeline_store
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import read_resolved
+from claritycore.pretrained import read_record
 from claritycore.training import finish_stage
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -42,6 +45,8 @@ def main(
             options=options,
             psnr_live_dir=Path("dvclive-psnr"),
             live_dir=Path("dvclive"),
+            started_from=read_record(Path("build/pretrained.yaml")),
+            pretrained_d=read_record(Path("build/pretrained_d.yaml")),
         )
 
 

@@ -16,10 +16,23 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from claritycore.config import DataOptions, load_params, read_experiment_params, read_section
+from claritycore.config import (
+    DataOptions,
+    TrainOptions,
+    load_params,
+    read_experiment_params,
+    read_section,
+)
 from claritycore.data.store import write_store_plan
 from claritycore.errors import exit_on_user_error
-from claritycore.experiment import lr_scales, psnr_stage, resolve, write_resolved
+from claritycore.experiment import (
+    lr_scales,
+    pretrained_generator,
+    psnr_stage,
+    resolve,
+    write_resolved,
+)
+from claritycore.pretrained import check_starts, describe_fit
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -31,7 +44,7 @@ def main(
     psnr: Path = typer.Option(Path("build/psnr.yaml"), help="Where to write the PSNR stage's."),
     stores: Path = typer.Option(Path("build/stores.yaml"), help="Which LR stores to pack."),
 ) -> None:
-    """Merge the preset with its overrides, validate, and write the resolved configs."""
+    """Merge the preset with its overrides, validate (start files too), write the configs."""
     with exit_on_user_error("resolve failed"):
         settings = load_params(params)
         selection = read_experiment_params(settings)
@@ -42,12 +55,20 @@ def main(
             degradation=selection.degradation,
             adversarial=selection.adversarial,
         )
-        first = psnr_stage(experiment, selection.psnr_overrides)
+        options = read_section(settings, "train", TrainOptions)
+        generator = pretrained_generator(experiment, options.pretrained)
+        # The start files must fit before any data stage runs (a published name by the table).
+        fits = check_starts(experiment, generator, strict=options.pretrained_strict)
+        first = psnr_stage(experiment, selection.psnr_overrides, pretrained=generator)
         write_resolved(first, psnr)
         write_resolved(experiment, output)
         write_store_plan(lr_scales(experiment, data.scales), stores)
     model, training = experiment.model, experiment.training
-    Console(stderr=True).print(
+    console = Console(stderr=True)
+    for role, fit in fits.items():
+        if note := describe_fit(role, "its start file", fit):
+            console.print(note, highlight=False, soft_wrap=True)
+    console.print(
         f"resolved [bold]{experiment.preset}[/bold] -> {output} (hash "
         f"{experiment.config_hash()}): x{model.scale}, {training.steps} steps, batch "
         f"{training.batch_size}, patch {training.patch_size}, lr {training.lr:g}"

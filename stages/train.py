@@ -1,8 +1,10 @@
 """`python -m stages.train`: train the PSNR stage (`build/psnr.yaml`: the experiment, or a GAN
 preset's PSNR stage) with `train.*` params.
 
-Reads data/stores/x{scale} and data/raw/<source>/valid; writes models/psnr.pt and its curves
-in dvclive-psnr/ (the `adversarial` stage charts them for an L1 experiment).
+Reads data/stores/x{scale} and data/raw/<source>/valid, and starts from the files the weights
+stage recorded in build/pretrained*.yaml (a GAN experiment started from a generator file has no
+PSNR stage: build/psnr.yaml is then the experiment, trained whole here); writes models/psnr.pt
+and its curves in dvclive-psnr/ (the `adversarial` stage charts them for an L1 experiment).
 Checkpoints go to checkpoints/<run key>/ (outside DVC), so a killed run resumes and a
 different config, seed or training data never picks up another's state.
 """
@@ -17,6 +19,7 @@ from claritycore.config import DataOptions, TrainOptions, load_params, read_sect
 from claritycore.data.store import pipeline_store
 from claritycore.errors import exit_on_user_error
 from claritycore.experiment import read_resolved
+from claritycore.pretrained import read_record
 from claritycore.training import train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -41,6 +44,8 @@ def main(
             checkpoints=Path("checkpoints"),
             options=options,
             live_dir=Path("dvclive-psnr"),
+            pretrained=read_record(Path("build/pretrained.yaml")),
+            pretrained_d=read_record(Path("build/pretrained_d.yaml")),
         )
 
 

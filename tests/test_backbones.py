@@ -1,4 +1,4 @@
-"""Backbone weights as verified inputs: where they are looked for, the one-line error when
+"""PublishedFile weights as verified inputs: where they are looked for, the one-line error when
 missing, verification by size and sha256, and a download from a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from claritycore.data import backbones
-from claritycore.data.backbones import BACKBONES, Backbone, fetch, locate, require, verify
+from claritycore.data.backbones import fetch, locate, require, verify
 from claritycore.data.download import DownloadPolicy, FetchError, UnreachableError
+from claritycore.data.published import PUBLISHED, PublishedFile
 from claritycore.errors import ConfigError, UserError
 from tests.test_fetch import Server
 
@@ -29,11 +30,11 @@ def places(tmp_path, monkeypatch) -> tuple[Path, Path]:
     return tmp_path / "hub" / "checkpoints", tmp_path / "data" / "weights"
 
 
-def _fake_entry(monkeypatch, data: bytes, url: str = "http://127.0.0.1:9/x") -> Backbone:
+def _fake_entry(monkeypatch, data: bytes, url: str = "http://127.0.0.1:9/x") -> PublishedFile:
     """Point the vgg19 entry at `data` (its size and sha256), keeping the real file name."""
-    real = BACKBONES["vgg19"]
-    fake = Backbone(real.file, url, len(data), hashlib.sha256(data).hexdigest(), "fake VGG19")
-    monkeypatch.setitem(BACKBONES, "vgg19", fake)
+    real = PUBLISHED["vgg19"]
+    fake = PublishedFile(real.file, url, len(data), hashlib.sha256(data).hexdigest(), "fake VGG19")
+    monkeypatch.setitem(PUBLISHED, "vgg19", fake)
     return fake
 
 
@@ -44,15 +45,16 @@ def _put(folder: Path, name: str, data: bytes) -> Path:
 
 
 def test_table_names_match_their_sha256_prefix():
-    for spec in BACKBONES.values():
+    for name in ("vgg19", "alexnet"):
+        spec = PUBLISHED[name]
         assert spec.file.removesuffix(".pth").rsplit("-", 1)[1] == spec.sha256[:8]
         assert len(spec.sha256) == 64 and spec.url.endswith("/" + spec.file)
-    assert BACKBONES["vgg19"].size == 574_673_361
+    assert PUBLISHED["vgg19"].size == 574_673_361
 
 
 def test_locate_prefers_the_hub_cache(places):
     hub, weights = places
-    file = BACKBONES["vgg19"].file
+    file = PUBLISHED["vgg19"].file
     assert locate("vgg19") is None
     in_weights = _put(weights, file, b"b")
     assert locate("vgg19").resolve() == in_weights.resolve()
@@ -67,7 +69,7 @@ def test_missing_file_is_one_line_naming_file_size_hash_places_url(places):
     with pytest.raises(UserError) as error:
         require("vgg19")
     message = str(error.value)
-    spec = BACKBONES["vgg19"]
+    spec = PUBLISHED["vgg19"]
     assert "\n" not in message
     for part in (spec.file, "574,673,361 bytes", spec.sha256, spec.url, str(hub), str(weights)):
         assert part in message
@@ -76,7 +78,7 @@ def test_missing_file_is_one_line_naming_file_size_hash_places_url(places):
 def test_require_skips_a_wrong_file_and_returns_a_verified_one(places, monkeypatch):
     hub, weights = places
     _fake_entry(monkeypatch, PAYLOAD)
-    file = BACKBONES["vgg19"].file
+    file = PUBLISHED["vgg19"].file
     _put(hub, file, PAYLOAD[:-1] + b"\x00")  # same size, other bytes
     with pytest.raises(UserError, match=r"hub/checkpoints/vgg19-dcbb9e9d.pth is not the published"):
         require("vgg19")
@@ -137,7 +139,7 @@ def test_fetch_offline_says_where_to_put_the_file(tmp_path, monkeypatch, places)
 def test_fetch_copies_a_verified_hub_file_without_network(tmp_path, monkeypatch, places):
     hub, _ = places
     _fake_entry(monkeypatch, PAYLOAD)  # its URL is a closed port: any download would fail
-    _put(hub, BACKBONES["vgg19"].file, PAYLOAD)
+    _put(hub, PUBLISHED["vgg19"].file, PAYLOAD)
     path = fetch("vgg19", tmp_path / "weights", FAST)
     assert path == tmp_path / "weights" / "vgg19-dcbb9e9d.pth" and path.read_bytes() == PAYLOAD
     assert not path.is_symlink() and verify(path, "vgg19") is None

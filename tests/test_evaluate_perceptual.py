@@ -16,7 +16,7 @@ from PIL import Image
 from rich.console import Console
 
 from claritycore.config import EvaluateOptions
-from claritycore.data import backbones
+from claritycore.data import backbones, published
 from claritycore.data.download import sha256_file
 from claritycore.evaluation import evaluate
 from claritycore.inference import upscale_array
@@ -28,7 +28,7 @@ from claritycore.weights import save_model
 from tests.fixtures.lpips_inputs import seeded_alexnet_features
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "valid"
-ALEXNET = backbones.BACKBONES["alexnet"].file
+ALEXNET = published.PUBLISHED["alexnet"].file
 
 
 @pytest.fixture
@@ -57,11 +57,11 @@ def install_seeded_alexnet(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "torch" / "hub" / "checkpoints" / ALEXNET
     path.parent.mkdir(parents=True)
     torch.save(seeded_alexnet_features(), path)
-    spec = backbones.BACKBONES["alexnet"]
-    seeded = backbones.Backbone(
+    spec = published.PUBLISHED["alexnet"]
+    seeded = published.PublishedFile(
         spec.file, spec.url, path.stat().st_size, sha256_file(path), spec.description
     )
-    monkeypatch.setitem(backbones.BACKBONES, "alexnet", seeded)
+    monkeypatch.setitem(published.PUBLISHED, "alexnet", seeded)
     return path
 
 

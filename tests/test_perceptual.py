@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from claritycore.data import backbones
+from claritycore.data import published
 from claritycore.errors import UserError
 from claritycore.training.perceptual import (
     CONV_INDEX,
@@ -126,8 +126,8 @@ def test_resolve_reports_the_file_and_its_sha256(vgg_file, tmp_path, monkeypatch
     with pytest.raises(UserError, match=r"vgg19-dcbb9e9d\.pth not found"):
         resolve_vgg19(None)
     data = vgg_file.read_bytes()
-    official = backbones.Backbone("vgg19-dcbb9e9d.pth", "u", len(data), digest, "fake")
-    monkeypatch.setitem(backbones.BACKBONES, "vgg19", official)
+    official = published.PublishedFile("vgg19-dcbb9e9d.pth", "u", len(data), digest, "fake")
+    monkeypatch.setitem(published.PUBLISHED, "vgg19", official)
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     placed = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     placed.symlink_to(vgg_file)

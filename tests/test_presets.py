@@ -26,8 +26,8 @@ DOCUMENTED = {
 def test_the_documented_presets_come_first_and_the_rest_are_new_rows():
     assert list(PRESETS)[: len(DOCUMENTED)] == list(DOCUMENTED)
     others = list(PRESETS)[len(DOCUMENTED) :]
-    assert all(n.startswith(("realesrnet", "esrgan", "realesrgan")) for n in others), others
-    assert len(others) == 16
+    assert all(n.startswith(("realesrnet", "esrgan", "realesrgan", "finetune_")) for n in others)
+    assert len(others) == 19
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)
@@ -164,6 +164,9 @@ PINNED_HASHES = {
     "realesrganx2": ("5cce967a069326f8", "1c9a4e4c9d4dcd49"),
     "realesrgan-litex4": ("a244b2b3bb985e5c", "c945a33a5d21e432"),
     "realesrgan-litex2": ("2e6fef119129311f", "59d1898f55037cbf"),
+    "finetune_realesrgan_x4plus": ("3c5a3efd94bd563c", "298f8e00100ed16d"),
+    "finetune_realesrgan_x4plus_pairdata": ("d84d512c784ebb50", "79f648d6e8d77fc6"),
+    "finetune_realesrnet_x4plus": ("73b76ce261fbcf03", "73b76ce261fbcf03"),
 }
 
 

@@ -14,6 +14,7 @@ from claritycore.cli import train as train_cli
 from claritycore.cli.common import flagless_help
 from claritycore.data.packing import extract_store
 from claritycore.models import AutoConfig, AutoModel
+from claritycore.pretrained import StartFile
 from claritycore.schema import field_help
 from claritycore.weights import save_model
 from tests.helpers import tiny_images
@@ -73,7 +74,8 @@ def test_train_command_documented_example(calls):
 
 def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
     # --pretrained is read before any work starts, so it must be a real weights file.
-    lite = AutoConfig.from_name("rrdbnet", scale=2, num_feat=8, num_block=1, num_grow_ch=4)
+    # It must fit the experiment's model (rrdbnet-litex2's: checked before any work too).
+    lite = AutoConfig.from_name("rrdbnet", scale=2, num_feat=32, num_block=6, num_grow_ch=16)
     save_model(tmp_path / "w.pt", AutoModel.from_config(lite))
     result = invoke(
         "train", "--scale", "2", "--num-feat", "32", "--num-block", "6", "--data",
@@ -96,7 +98,8 @@ def test_train_command_picks_the_lite_preset_and_run_flags(calls, tmp_path):
     assert (options.save_every, options.val_every, options.val_images) == (11, 13, 3)
     assert (options.log_every, options.compile, options.channels_last) == (5, True, False)
     assert options.precision == "bf16"
-    assert (kw["resume"], kw["pretrained"]) == (False, Path("w.pt"))
+    assert (kw["resume"], kw["pretrained"]) == (False, StartFile("w.pt", Path("w.pt")))
+    assert kw["pretrained_d"] is None
     assert kw["val_dir"] == Path("elsewhere") and kw["output"] == Path("out/model.pt")
 
 

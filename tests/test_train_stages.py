@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from claritycore.data import published
 from claritycore.errors import UserError
 from claritycore.experiment import resolve
 from tests.helpers import TINY, latest, quick_options, random_vgg19, run, tiny_images
@@ -274,7 +275,6 @@ def test_weights_stage_fetches_only_what_the_experiment_needs(tmp_path, monkeypa
     """The pipeline's `weights` stage: nothing for an L1 experiment or a GAN stage at perceptual
     weight 0 or with its own VGG19 file; VGG19, verified, for a GAN stage that needs it (here
     copied from torch's hub cache, no network), and offline without it the one-line error."""
-    from claritycore.data import backbones
     from claritycore.data.backbones import fetch_needed, needed_backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -287,16 +287,16 @@ def test_weights_stage_fetches_only_what_the_experiment_needs(tmp_path, monkeypa
     ) == ["vgg19"]
 
     dest = tmp_path / "data" / "weights"
-    spec = backbones.Backbone("vgg19-dcbb9e9d.pth", "http://127.0.0.1:9/vgg19.pth", 0, "", "x")
+    spec = published.PublishedFile("vgg19-dcbb9e9d.pth", "http://127.0.0.1:9/vgg19.pth", 0, "", "x")
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     random_vgg19(hub / spec.file)
     data = (hub / spec.file).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     monkeypatch.setitem(
-        backbones.BACKBONES,
+        published.PUBLISHED,
         "vgg19",
-        backbones.Backbone(spec.file, spec.url, len(data), digest, "x"),
+        published.PublishedFile(spec.file, spec.url, len(data), digest, "x"),
     )
     assert fetch_needed(resolve("rrdbnet-litex2").adversarial, None, dest) == [] and dest.is_dir()
     assert fetch_needed(gan.adversarial, None, dest) == [dest / spec.file]

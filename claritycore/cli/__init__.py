@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from claritycore import __version__
-from claritycore.cli import evaluate, export, launch, plots, presets, train, upscale
+from claritycore.cli import evaluate, export, launch, models, plots, presets, train, upscale
 from claritycore.presets import PRESETS
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ def main(
 
 app.command("presets")(presets.presets_command)
 app.command("list", help="Alias of `presets`.")(presets.presets_command)
+app.command("models")(models.models_command)
 app.command("upscale")(upscale.upscale_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)

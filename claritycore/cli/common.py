@@ -15,7 +15,8 @@ from rich.markup import escape
 
 MODEL_HELP = (
     "Weights: a ClarityCore model.pt, a BasicSR/Real-ESRGAN/ESRGAN .pth, a claritycore 0.0.5 "
-    "model folder or checkpoint, or .safetensors."
+    "model folder or checkpoint, or .safetensors; or a published generator's name "
+    "(`claritycore models`), downloaded once into torch's hub cache and verified."
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

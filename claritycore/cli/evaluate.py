@@ -14,6 +14,7 @@ from claritycore.data.benchmark_sets import set_name
 from claritycore.data.degraded import DEGRADED_DIR
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.evaluation import evaluate
+from claritycore.pretrained import weights_path
 from claritycore.schema import parse
 
 DATA_HELP = (
@@ -48,7 +49,7 @@ def parse_sets(specs: list[str]) -> dict[str, Path]:
     )
 )
 def evaluate_command(
-    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
     out: Path = typer.Option(Path("eval"), help="Folder for eval.json, per_image/, comparisons/."),
     degraded_cache: Path = typer.Option(
@@ -63,7 +64,7 @@ def evaluate_command(
         options = parse(EvaluateOptions, given(fields), "options")
         sets = parse_sets(data)
         evaluate(
-            model,
+            weights_path(model),
             sets,
             out_dir=out,
             options=options,

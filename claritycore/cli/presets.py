@@ -52,7 +52,7 @@ def preset_rows() -> list[dict[str, Any]]:
                 "ema": training.ema,
                 "degradation": preset.degradation.type,
                 "discriminator": preset.adversarial and preset.adversarial.discriminator,
-                "from": preset.adversarial and preset.adversarial.base,
+                "from": preset.pretrained or (preset.adversarial and preset.adversarial.base),
                 "notes": preset.notes,
             }
         )

@@ -23,12 +23,12 @@ from claritycore.data.images import list_images
 from claritycore.data.packing import ensure_store, pipeline_valid_dir
 from claritycore.data.store import INDEX_FILE, pipeline_store
 from claritycore.errors import ConfigError, exit_on_user_error
-from claritycore.experiment import ExperimentConfig, resolve
+from claritycore.experiment import ExperimentConfig, pretrained_generator, resolve
 from claritycore.models import AutoConfig, config_classes
 from claritycore.presets import find_preset, get_preset
+from claritycore.pretrained import local_starts
 from claritycore.schema import field_help, field_names, load_yaml, parse
 from claritycore.training import train
-from claritycore.training.trainer import read_pretrained
 
 
 @dataclass(frozen=True)
@@ -158,10 +158,6 @@ def train_command(
     ),
     set_values: list[str] = typer.Option([], "--set", help=escape(SET_HELP)),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run."),
-    pretrained: Path | None = typer.Option(
-        None,
-        help="Initial weights: any file `claritycore upscale` reads; a GAN preset's PSNR model.",
-    ),
     **fields: Any,
 ) -> None:
     """Train a model: a preset with flags as overrides (`claritycore presets` lists them)."""
@@ -177,13 +173,15 @@ def train_command(
             degradation=changes["degradation"], adversarial=changes["adversarial"],
         )  # fmt: skip
         base = job.experiment.adversarial and job.experiment.adversarial.base
-        if base and pretrained is None:
+        generator = pretrained_generator(job.experiment, job.options.pretrained)
+        if base and generator is None:
             raise ConfigError(
                 f"{job.experiment.preset} trains from a PSNR model: pass --pretrained with "
-                f"one, e.g. runs/{base}/model.pt from `claritycore {base}`"
+                f"one, e.g. runs/{base}/model.pt from `claritycore {base}`, or a published "
+                "generator (`claritycore models`)"
             )
-        if pretrained is not None:
-            read_pretrained(pretrained)  # a bad file fails before any extraction
+        # Before any extraction: a start file that does not fit fails here.
+        starts = local_starts(job.experiment, generator, strict=job.options.pretrained_strict)
         scale, workers = job.experiment.model.scale, job.options.loader_workers
         # A run that degrades its HR crops on the fly reads no LR: its store packs HR only.
         hr_only = not job.experiment.degradation.reads_store_lr
@@ -203,7 +201,8 @@ def train_command(
             options=job.options,
             live_dir=job.output / "dvclive",
             resume=resume,
-            pretrained=pretrained,
+            pretrained=starts["generator"],
+            pretrained_d=starts["discriminator"],
         )
 
 

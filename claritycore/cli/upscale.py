@@ -18,6 +18,7 @@ from claritycore.ensemble import SelfEnsemble
 from claritycore.errors import UserError, exit_on_user_error
 from claritycore.inference import inference_precision, upscale
 from claritycore.interop import load_weights
+from claritycore.pretrained import weights_path
 from claritycore.schema import parse
 
 # The keys of params.yaml's evaluate section that upscaling takes too.
@@ -29,7 +30,7 @@ INFERENCE_KEYS = ("tile", "tile_pad", "self_ensemble", "device", "precision")
 )
 def upscale_command(
     input: Path = typer.Argument(..., help="An image file or a folder of images."),
-    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the upscaled PNGs."),
     overwrite: bool = typer.Option(False, help="Replace outputs that already exist."),
     **fields: Any,
@@ -48,7 +49,7 @@ def upscale_command(
         if not sources:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {input}")
         options = parse(EvaluateOptions, given(fields), "options")
-        net, meta = load_weights(model)
+        net, meta = load_weights(weights_path(model))
         dev = resolve_device(options.device)
     if options.self_ensemble:
         net = SelfEnsemble(net)
@@ -56,7 +57,7 @@ def upscale_command(
     runs = inference_precision(dev) if precision == "auto" else precision
     ensemble = ", self-ensemble ×8" if options.self_ensemble else ""
     described = f"×{meta['scale']} {meta['format']} model on {dev}, {runs}{ensemble}"
-    console.print(f"{model.name}: {described}")
+    console.print(f"{Path(model).name}: {described}")
     output.mkdir(parents=True, exist_ok=True)
     done, skipped, failed = 0, 0, []
     claimed: set[Path] = set()

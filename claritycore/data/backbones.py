@@ -1,17 +1,12 @@
-"""Pretrained backbone weights (VGG19 for the perceptual loss, AlexNet for LPIPS) as verified
-inputs, treated like DIV2K: a file is used only once its size and sha256 match the published
-values; it is looked for in torch's hub cache, then in the pipeline's `data/weights/`.
-
-The sizes and full sha256 digests are those recorded for these files by several independent
-public projects (e.g. style-metrics and LPIPS provenance tables found by code search); the first
-8 hex digits of each match the file name, which torchvision derives from the same sha256
-(`torch.hub` checks only that prefix).
+"""Published weights files (the table in `published.py`: VGG19 and AlexNet for the losses and
+scores, the published RRDBNet generators and discriminators) as verified inputs, treated like
+DIV2K: a file is used only once what is published of its size and sha256 matches; it is looked
+for in torch's hub cache, then in the pipeline's `data/weights/`.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,50 +21,16 @@ from claritycore.data.download import (
     progress_bar,
     sha256_file,
 )
-from claritycore.errors import ConfigError, UserError
+from claritycore.data.published import FULL_SHA256, PublishedFile, published
+from claritycore.errors import UserError
 
 # The pipeline's own copy (a DVC-tracked output), relative to the repository root.
 PIPELINE_WEIGHTS = Path("data") / "weights"
 
 
-@dataclass(frozen=True)
-class Backbone:
-    """A published weights file: its name, where it is served, its exact size and sha256."""
-
-    file: str
-    url: str
-    size: int
-    sha256: str
-    description: str
-
-
-BACKBONES: dict[str, Backbone] = {
-    "vgg19": Backbone(
-        "vgg19-dcbb9e9d.pth",
-        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-        574_673_361,
-        "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
-        "torchvision's ImageNet VGG19, for the perceptual loss",
-    ),
-    "alexnet": Backbone(
-        "alexnet-owt-7be5be79.pth",
-        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        244_408_911,
-        "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
-        "torchvision's ImageNet AlexNet, for LPIPS",
-    ),
-}
-
 # sha256 by (resolved path, size, mtime_ns): hashing 548 MB takes about 1 s, and one run asks
 # more than once (locate, verify, record in model.pt). A rewritten file changes size or mtime.
 _DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def backbone(name: str) -> Backbone:
-    """The table entry for `name`, or a ConfigError listing the known names."""
-    if name not in BACKBONES:
-        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
-    return BACKBONES[name]
 
 
 def _key(path: Path) -> tuple[str, int, int]:
@@ -94,10 +55,15 @@ def file_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
+def hub_dir() -> Path:
+    """torch's hub cache of weights files, where `upscale -m NAME` keeps what it downloads."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def search_paths(name: str) -> list[Path]:
     """Where `name`'s file is looked for, in order: torch's hub cache, then `data/weights/`."""
-    file = backbone(name).file
-    return [Path(torch.hub.get_dir()) / "checkpoints" / file, PIPELINE_WEIGHTS / file]
+    file = published(name).file
+    return [hub_dir() / file, PIPELINE_WEIGHTS / file]
 
 
 def locate(name: str) -> Path | None:
@@ -106,29 +72,45 @@ def locate(name: str) -> Path | None:
 
 
 def verify(path: Path, name: str) -> str | None:
-    """None if `path` is the published file `name` (size, then sha256), else what is wrong."""
-    spec = backbone(name)
+    """None if `path` is the published file `name` as far as its size and sha256 are
+    published (`PublishedFile.checks`), else what is wrong."""
+    spec = published(name)
     size = Path(path).stat().st_size
-    if size != spec.size:
+    if spec.size is not None and size != spec.size:
         return f"size is {size:,} bytes, expected {spec.size:,}"
-    digest = file_sha256(path)
-    if digest != spec.sha256:
-        return f"sha256 is {digest}, expected {spec.sha256}"
+    if spec.sha256:
+        digest = file_sha256(path)
+        if not digest.startswith(spec.sha256):
+            return f"sha256 is {digest}, expected {spec.sha256}"
     return None
 
 
-def _placement_help(spec: Backbone, name: str) -> str:
+def describe(spec: PublishedFile) -> str:
+    """The file's published facts in one phrase: size and sha256, or which are not published."""
+    size = "size not published" if spec.size is None else f"{spec.size:,} bytes"
+    if not spec.sha256:
+        digest = "sha256 not published"
+    elif len(spec.sha256) < FULL_SHA256:
+        digest = f"sha256 starting {spec.sha256} (only that prefix is published)"
+    else:
+        digest = f"sha256 {spec.sha256}"
+    return f"{spec.description}, {size}, {digest}"
+
+
+def placement_help(name: str) -> str:
+    """Where to get the file `name` and where to put it, in one clause."""
+    spec = published(name)
     places = " or ".join(f"{p.parent.resolve()}/" for p in search_paths(name))
     return (
-        f"get {spec.file} ({spec.description}, {spec.size:,} bytes, sha256 {spec.sha256}) "
-        f"from {spec.url} and put it in {places}, or run `dvc pull` where the pipeline has it"
+        f"get {spec.file} ({describe(spec)}) from {spec.url} and put it in {places}, or run "
+        "`dvc pull` where the pipeline has it"
     )
 
 
 def require(name: str, path: Path | None = None) -> Path:
     """The verified file `name`: at `path` if given, else the first verified one of
     `search_paths(name)`. Otherwise a one-line UserError saying what to put where."""
-    spec = backbone(name)
+    spec = published(name)
     candidates = [Path(path)] if path is not None else search_paths(name)
     problems = []
     for candidate in candidates:
@@ -139,7 +121,20 @@ def require(name: str, path: Path | None = None) -> Path:
             return candidate
         problems.append(f"{candidate} is not the published file ({problem})")
     found = "; ".join(problems) if problems else f"{spec.file} not found"
-    raise UserError(f"{found}; {_placement_help(spec, name)}")
+    raise UserError(f"{found}; {placement_help(name)}")
+
+
+def _remember_published(path: Path, spec: PublishedFile) -> Path:
+    """After a check of `path` against a full published sha256, that digest is the file's."""
+    if len(spec.sha256) == FULL_SHA256:
+        _remember(path, spec.sha256)
+    return path
+
+
+def _copy(source: Path, target: Path) -> None:
+    part = target.with_name(target.name + ".part")
+    shutil.copyfile(source, part)
+    part.replace(target)
 
 
 def fetch(
@@ -147,24 +142,24 @@ def fetch(
 ) -> Path:
     """Put the verified file `name` in `dest_dir` and return its path: a verified file there is
     kept; one in torch's hub cache is copied (no network needed); otherwise it is downloaded
-    (resumable via `<file>.part`, renamed into place only once size and sha256 match)."""
-    spec = backbone(name)
+    (resumable via `<file>.part`, renamed into place only once what is published of its size
+    and sha256 matches). A wrong file already in `dest_dir` is replaced."""
+    spec = published(name)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / spec.file
     if target.is_file():
-        problem = verify(target, name)
-        if problem is None:
+        if verify(target, name) is None:
             return target
         target.unlink()
-    part = target.with_name(spec.file + ".part")
     cached = search_paths(name)[0]
-    if cached.is_file() and verify(cached, name) is None:
-        shutil.copyfile(cached, part)
-        part.replace(target)
-        _remember(target, spec.sha256)
-        return target
-    needed = spec.size - (part.stat().st_size if part.exists() else 0)
+    if cached.is_file() and cached.resolve() != target.resolve() and verify(cached, name) is None:
+        _copy(cached, target)
+        return _remember_published(target, spec)
+    if not spec.direct:
+        raise FetchError(f"{spec.file} has no direct download; {placement_help(name)}")
+    part = target.with_name(spec.file + ".part")
+    needed = (spec.size or 0) - (part.stat().st_size if part.exists() else 0)
     free = shutil.disk_usage(dest_dir).free
     if free < needed:
         raise FetchError(
@@ -174,9 +169,8 @@ def fetch(
         try:
             download(spec.url, target, Archive(spec.size, spec.sha256, split=""), policy, progress)
         except UnreachableError as exc:
-            raise UnreachableError(f"{exc}. Offline: {_placement_help(spec, name)}") from None
-    _remember(target, spec.sha256)  # download() checked it
-    return target
+            raise UnreachableError(f"{exc}. Offline: {placement_help(name)}") from None
+    return _remember_published(target, spec)  # download() checked it
 
 
 def needed_backbones(adversarial: AdversarialConfig | None, vgg_weights: Path | None) -> list[str]:

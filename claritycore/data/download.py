@@ -41,13 +41,14 @@ console = Console(stderr=True)
 
 @dataclass(frozen=True)
 class Archive:
-    """A published zip or tar: its exact size and sha256 (None where no published value could
-    be checked: the download is then verified by the server's length alone and its sha256
-    printed, to pin), the split its images belong to, its own `url` (None: the source's base
-    URL + its name) and the folder inside it whose PNGs are the images (None: every PNG)."""
+    """A published file: its exact size (None where none is published: the server's length is
+    then taken) and sha256 (where only its first hex digits are published, that prefix; "" where
+    none is: the download's sha256 is then printed, to pin), for a zip or tar the split its
+    images belong to, its own `url` (None: the source's base URL + its name) and the folder
+    inside it whose PNGs are the images (None: every PNG)."""
 
     size: int | None
-    sha256: str | None
+    sha256: str
     split: str
     url: str | None = None
     members: str | None = None
@@ -110,18 +111,20 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
 
 
 def verify(path: Path, spec: Archive, progress: Progress) -> str | None:
-    """None if `path` has the published size and sha256 (those published), else what is wrong."""
+    """None if `path` has what is published of its size and sha256, else what is wrong."""
     size = path.stat().st_size
     if spec.size is not None and size != spec.size:
         return f"size is {size:,} bytes, expected {spec.size:,}"
     digest = sha256_file(path, progress)
-    if spec.sha256 is None:
+    if not digest.startswith(spec.sha256):
+        published = "" if len(spec.sha256) == 64 else " (the published prefix)"
+        return f"sha256 is {digest}, expected {spec.sha256}{published}"
+    if len(spec.sha256) < 64:
+        checked = f"its sha256 starts {spec.sha256}" if spec.sha256 else "no published sha256"
         console.print(
-            f"[yellow]{path.name}: no published sha256 to check it against (unverified); it is "
-            f"{size:,} bytes, sha256 {digest}"
+            f"[yellow]{path.name}: {checked} (not fully verified); it is {size:,} bytes, "
+            f"sha256 {digest}"
         )
-    elif digest != spec.sha256:
-        return f"sha256 is {digest}, expected {spec.sha256}"
     return None
 
 

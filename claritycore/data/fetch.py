@@ -56,17 +56,17 @@ DIV2K_FILES: dict[str, Archive] = {
 }
 # Flickr2K (EDSR's authors) and OST (SFTGAN's OutdoorSceneTrain_v2; the mirror mmagic's and
 # Real-ESRGAN's docs link): no size or sha256 is published with them and none could be checked
-# here (no network), so both are None: the download is checked against the server's length,
+# here (no network), so their size is None and their sha256 "": the download is checked against the server's length,
 # and its sha256 printed to pin here (docs/data.md). Only the HR folder of each is unpacked.
 FLICKR2K_FILES = {
     "Flickr2K.tar": Archive(
-        None, None, "train", url="https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",
+        None, "", "train", url="https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",
         members="Flickr2K_HR",
     ),
 }  # fmt: skip
 OST_FILES = {
     "OST_dataset.zip": Archive(
-        None, None, "train",
+        None, "", "train",
         url="https://openmmlab.oss-cn-hangzhou.aliyuncs.com/datasets/OST_dataset.zip",
         members="OutdoorSceneTrain_v2",
     ),

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from claritycore.data.download import sha256_file
+from claritycore.data.backbones import file_sha256
 from claritycore.experiment import ExperimentConfig
+from claritycore.pretrained import StartFile
 from claritycore.training.steps import Adversary
 from claritycore.weights import atomic_torch_save, read_torch_file, unwrap
 
@@ -98,16 +99,28 @@ def _as_tuples(value: Any) -> Any:
 
 
 def run_key(
-    experiment: ExperimentConfig, seed: int, train_store: Path, pretrained: Path | None = None
+    experiment: ExperimentConfig,
+    seed: int,
+    train_store: Path,
+    pretrained: StartFile | None = None,
+    pretrained_d: StartFile | None = None,
 ) -> str:
     """What a checkpoint must match to be resumed: the config, the seed, the training data
     (the store's index names every image, shape and extraction parameter) and the initial
-    weights (a GAN stage started from another PSNR model is another run)."""
+    weights (a GAN stage started from another PSNR model is another run; so is a start file
+    loaded only where it fits, or another discriminator file). Keys only where they apply, so
+    earlier runs' keys stay what they were."""
     index = Path(train_store) / "index.json"
     data = hashlib.sha256(index.read_bytes()).hexdigest() if index.is_file() else str(train_store)
-    identity = {"config": experiment.config_hash(), "seed": seed, "data": data}
+    identity: dict[str, Any] = {"config": experiment.config_hash(), "seed": seed, "data": data}
     if pretrained is not None:
-        identity["pretrained"] = sha256_file(Path(pretrained))
+        identity["pretrained"] = file_sha256(pretrained.path)
+        if not pretrained.strict:
+            identity["pretrained_strict"] = False
+    if pretrained_d is not None:
+        identity["pretrained_d"] = file_sha256(pretrained_d.path)
+        if not pretrained_d.strict:
+            identity["pretrained_d_strict"] = False
     text = json.dumps(identity)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

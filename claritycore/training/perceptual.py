@@ -19,6 +19,7 @@ from torch import nn
 
 from claritycore.config import VGG19_LAYERS
 from claritycore.data import backbones
+from claritycore.data.published import published
 from claritycore.errors import UserError
 
 # Output channels of each convolution, "M" a 2×2 max-pool: torchvision's configuration "E".
@@ -103,7 +104,7 @@ def resolve_vgg19(vgg_weights: Path | None) -> tuple[Path, str]:
     """The VGG19 file to use and its sha256 (for model.pt): torchvision's verified file when
     `vgg_weights` is None, else that file once its keys and shapes are VGG19's."""
     if vgg_weights is None:
-        return backbones.require("vgg19"), backbones.BACKBONES["vgg19"].sha256
+        return backbones.require("vgg19"), published("vgg19").sha256
     load_vgg19_state(vgg_weights)
     return Path(vgg_weights), backbones.file_sha256(vgg_weights)
 

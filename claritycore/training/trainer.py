@@ -39,9 +39,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
-from claritycore import interop, weights
+from claritycore import pretrained, weights
 from claritycore.config import EvaluateOptions, TrainingConfig, TrainOptions
 from claritycore.data.benchmark_sets import set_images
+from claritycore.data.published import Role
 from claritycore.device import (
     PRECISION_DTYPES,
     channels_last_auto,
@@ -52,6 +53,7 @@ from claritycore.device import (
 from claritycore.errors import ConfigError, UserError
 from claritycore.experiment import ExperimentConfig
 from claritycore.models import AutoModel
+from claritycore.pretrained import StartFile
 from claritycore.scoring import COMPARISONS, load_references, score_set
 from claritycore.training import checkpoint, distributed
 from claritycore.training.ema import ema_copy, ema_updater
@@ -125,25 +127,6 @@ class StepBatches(Sampler[list[int]]):
         return self.steps - self.start
 
 
-def read_pretrained(path: Path) -> torch.nn.Module:
-    """The model in a `--pretrained` file; an unreadable file is a one-line ConfigError."""
-    try:
-        return interop.load_weights(path)[0]
-    except weights.WeightsError as error:
-        raise ConfigError(f"--pretrained: {error}") from None
-
-
-def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    pretrained = read_pretrained(path)
-    try:
-        model.load_state_dict(pretrained.state_dict())
-    except RuntimeError:
-        raise ConfigError(
-            f"--pretrained {path} holds {pretrained.config}, which does not fit this run's "
-            f"{model.config}; pick weights of the same architecture"
-        ) from None
-
-
 @dataclass(frozen=True)
 class TrainJob:
     """What `train` was asked to do, in one picklable value (DDP workers receive it whole)."""
@@ -156,7 +139,8 @@ class TrainJob:
     options: TrainOptions
     live_dir: Path | None
     resume: bool
-    pretrained: Path | None
+    pretrained: StartFile | None  # the generator's start file
+    pretrained_d: StartFile | None  # the discriminator's (a GAN stage's only)
 
 
 def train(
@@ -169,18 +153,22 @@ def train(
     options: TrainOptions = TrainOptions(),
     live_dir: Path | None = None,
     resume: bool = True,
-    pretrained: Path | None = None,
+    pretrained: Path | StartFile | None = None,
+    pretrained_d: StartFile | None = None,
 ) -> Path:
     """Train `experiment` on the image store `train_store`; write `output` (a model.pt).
 
     Checkpoints go to `checkpoints/<run key>/` (the config, seed and training data); with
-    `resume`, the newest one there is continued. `pretrained`: initial weights (any file
-    `interop.load_weights` reads). With `options.devices` > 1 (and not already under torchrun)
-    spawns one process per device.
+    `resume`, the newest one there is continued. `pretrained`: the generator's initial weights
+    (any file `interop.reads`; a path is loaded strictly), `pretrained_d` the discriminator's
+    (a GAN stage's only). With `options.devices` > 1 (and not already under torchrun) spawns
+    one process per device.
     """
+    if isinstance(pretrained, (str, Path)):
+        pretrained = StartFile(str(pretrained), Path(pretrained))
     job = TrainJob(
         experiment, Path(train_store), val_dir, Path(output), Path(checkpoints), options,
-        live_dir, resume, None if pretrained is None else Path(pretrained),
+        live_dir, resume, pretrained, pretrained_d if experiment.adversarial else None,
     )  # fmt: skip
     if options.devices > 1 and not distributed.launched():
         cpu = resolve_device(options.device).type == "cpu"
@@ -196,13 +184,15 @@ def finish_stage(
     psnr_live_dir: Path,
     output: Path,
     live_dir: Path,
+    started_from: StartFile | None,
     **train_args: Any,
 ) -> Path:
     """The pipeline's second stage: a GAN experiment trains from the PSNR stage's model
     `psnr_model` (`train_args` as for `train`), logging to `live_dir`; any other experiment's
     model is `psnr_model` itself, copied to `output` with its curves (`psnr_live_dir` to
-    `live_dir`)."""
-    if experiment.adversarial is not None:
+    `live_dir`). So is a GAN experiment `started_from` a generator file: it has no PSNR stage,
+    and the first stage trained it whole."""
+    if experiment.adversarial is not None and started_from is None:
         return train(
             experiment, output=output, live_dir=live_dir, pretrained=psnr_model, **train_args
         )
@@ -229,6 +219,9 @@ class Run:
     optimizer: torch.optim.Optimizer
     adversary: Adversary | None
     vgg_sha256: str | None
+    # What model.pt records of the start files: each role's name, file, sha256, strictness and
+    # the tensors that start fresh or go unused.
+    starts: dict[str, dict[str, Any]]
     step_fn: Callable[[Batch], dict[str, torch.Tensor]]
     # adversarial.d_init_steps: steps [0, d_init_steps) train the discriminator alone.
     d_init_steps: int
@@ -296,7 +289,9 @@ def _setup(job: TrainJob) -> Run:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )
-    key = checkpoint.run_key(experiment, options.seed, job.train_store, job.pretrained)
+    key = checkpoint.run_key(
+        experiment, options.seed, job.train_store, job.pretrained, job.pretrained_d
+    )
     distributed.require_same_data(key, str(job.train_store), dist)
     adversary, vgg_sha256 = None, None
     if experiment.adversarial is not None:
@@ -329,10 +324,11 @@ def _setup(job: TrainJob) -> Run:
         channels_last,
     )  # fmt: skip
     console = Console(quiet=not dist.is_main)
+    starts = _start_records(job, model, adversary, console)
     return Run(
         job=job, dist=dist, precision=precision, channels_last=channels_last, compiled=compiled,
         scaler=scaler, model=model, ema=ema, optimizer=optimizer, adversary=adversary,
-        vgg_sha256=vgg_sha256, step_fn=step_fn, d_step_fn=d_step_fn,
+        vgg_sha256=vgg_sha256, starts=starts, step_fn=step_fn, d_step_fn=d_step_fn,
         d_init_steps=0 if adversary is None else adversary.config.d_init_steps,
         make_batch=partial(pair_source.make_batch, context),
         pair_source=pair_source, params=list(model.parameters()),
@@ -342,6 +338,27 @@ def _setup(job: TrainJob) -> Run:
         # A short run still draws a curve: at least ~10 loss points, whatever log_every says.
         log_every=min(options.log_every, max(1, cfg.steps // 10)),
     )  # fmt: skip
+
+
+def _start_records(
+    job: TrainJob, model: nn.Module, adversary: Adversary | None, console: Console
+) -> dict[str, dict[str, Any]]:
+    """Each start file's record for model.pt, with the tensors that start fresh (logged)."""
+    networks: dict[Role, tuple[StartFile | None, nn.Module]] = {
+        "generator": (job.pretrained, model)
+    }
+    if adversary is not None:
+        networks["discriminator"] = (job.pretrained_d, adversary.discriminator)
+    records: dict[str, dict[str, Any]] = {}
+    for role, (start, network) in networks.items():
+        if start is None:
+            continue
+        own = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+        fit = pretrained.compare(own, pretrained.file_shapes(start.path, role))
+        records[role] = start.record() | {"fresh": fit.fresh, "unused": fit.unused}
+        if note := pretrained.describe_fit(role, start.name, fit):
+            console.print(note, highlight=False, soft_wrap=True)
+    return records
 
 
 def _validation_references(job: TrainJob, dist: distributed.Dist, console: Console) -> list:
@@ -378,9 +395,11 @@ def _start(run: Run) -> tuple[int, list[dict[str, float]]]:
         run.console.print(f"resuming from step {step:,} ({run.checkpoint_dir})")
         return step, history
     if job.pretrained is not None:
-        _load_pretrained(run.model, job.pretrained)
+        pretrained.load(run.model, job.pretrained, "generator")
         if run.ema is not None:
             run.ema.load_state_dict(run.model.state_dict())
+    if job.pretrained_d is not None and run.adversary is not None:
+        pretrained.load(run.adversary.discriminator, job.pretrained_d, "discriminator")
     return 0, []
 
 
@@ -553,6 +572,7 @@ def _finish(run: Run, log: MetricLog, step: int, trained: int, seconds: float) -
     weights.save_model(
         job.output, final, experiment=job.experiment.to_dict(), step=step,
         ema=run.ema is not None, precision=run.precision, vgg19_sha256=run.vgg_sha256,
+        pretrained=run.starts,
     )  # fmt: skip
     if not run.options.keep_checkpoints:
         checkpoint.remove(run.checkpoint_dir)  # only disk space now: a finished run is not resumed
