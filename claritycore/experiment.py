@@ -200,6 +200,7 @@ def lr_scales(experiment: ExperimentConfig, extra: tuple[int, ...] = ()) -> tupl
     own = (experiment.model.scale,) if experiment.degradation.reads_store_lr else ()
     return tuple(sorted({*own, *extra}))
 
+
 def pretrained_generator(experiment: ExperimentConfig, pretrained: str | None) -> str | None:
     """The generator the experiment starts from: `train.pretrained` if set, else its preset's
     (a fine-tuning preset names one), else None (random weights)."""

@@ -56,8 +56,9 @@ DIV2K_FILES: dict[str, Archive] = {
 }
 # Flickr2K (EDSR's authors) and OST (SFTGAN's OutdoorSceneTrain_v2; the mirror mmagic's and
 # Real-ESRGAN's docs link): no size or sha256 is published with them and none could be checked
-# here (no network), so their size is None and their sha256 "": the download is checked against the server's length,
-# and its sha256 printed to pin here (docs/data.md). Only the HR folder of each is unpacked.
+# here (no network), so their size is None and their sha256 "": the download is checked against
+# the server's length, and its sha256 printed to pin here (docs/data.md). Only the HR folder of
+# each is unpacked.
 FLICKR2K_FILES = {
     "Flickr2K.tar": Archive(
         None, "", "train", url="https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",
