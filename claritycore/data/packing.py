@@ -218,7 +218,7 @@ def _pack_shards(plans: list[Source], dest: Path, workers: int) -> tuple[dict, l
         "version": shards.VERSION,
         "layout": (
             "shard k holds images k*images_per_shard.. in order; each a uint32 LE table of "
-            "its tiles' byte lengths (row-major tile x tile tiles), then the tiles"
+            "(byte length, CRC-32) per tile (row-major tile x tile tiles), then the tiles"
         ),
         "codec": shards.CODEC,
         "encoder": shards.encoder(),

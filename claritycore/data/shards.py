@@ -1,13 +1,14 @@
 """Sharded HR stores: every image as lossless WebP tiles, in shard files of a fixed number of
 images, so the store is about a third of the raw bytes and DVC moves each shard on its own.
 
-A shard is a file of image records back to back. A record is a table of uint32 little-endian
-byte lengths, one per tile (row-major tiles of `TILE`² px, the last row and column smaller),
-then the tiles' WebP bytes. Shard k holds images k·n ... k·n + n - 1 of the index's order (n:
-the index's `images_per_shard`), so a shard's bytes depend only on its images: appending
-images at the end rewrites only the last, partial shard and adds new ones. A crop decodes
-only the tiles it overlaps. The HR store's index (`store.HRStore`) records every shard's size
-and every image's shard, offset and record length.
+A shard is a file of image records back to back. A record is a table of two uint32
+little-endian numbers per tile, its byte length and its CRC-32 (row-major tiles of `TILE`² px,
+the last row and column smaller), then the tiles' WebP bytes: WebP has no checksum of its own,
+and a damaged tile can decode to other pixels without an error. Shard k holds images k·n ...
+k·n + n - 1 of the index's order (n: the index's `images_per_shard`), so a shard's bytes depend
+only on its images: appending images at the end rewrites only the last, partial shard and adds
+new ones. A crop decodes only the tiles it overlaps. The HR store's index (`store.HRStore`)
+records every shard's size and every image's shard, offset and record length.
 
 Lossless WebP at its fastest effort was the codec that decoded fastest per byte saved on
 2040×1356 photographs (docs/data.md, "Shard format").
@@ -16,6 +17,7 @@ Lossless WebP at its fastest effort was the codec that decoded fastest per byte 
 from __future__ import annotations
 
 import io
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +63,8 @@ def encode_record(pixels: np.ndarray, tile: int = TILE) -> bytes:
             buffer = io.BytesIO()
             Image.fromarray(part).save(buffer, "WEBP", lossless=True, quality=0, method=0)
             tiles.append(buffer.getvalue())
-    return np.array([len(t) for t in tiles], "<u4").tobytes() + b"".join(tiles)
+    table = np.array([(len(t), zlib.crc32(t)) for t in tiles], "<u4")
+    return table.tobytes() + b"".join(tiles)
 
 
 @dataclass(frozen=True)
@@ -105,22 +108,22 @@ class ShardReader:
             return cached
         record = self._record(image)
         rows, columns = tile_grid(image.shape[1], image.shape[2], self.tile)
-        table = record[: 4 * rows * columns].view("<u4").astype(np.int64)
-        ends = 4 * rows * columns + np.cumsum(table)
+        table = record[: 8 * rows * columns].view("<u4").reshape(-1, 2).astype(np.int64)
+        ends = 8 * rows * columns + np.cumsum(table[:, 0])
+        where = f"{shard_file(image.shard)}: {image.name}"
         if ends[-1] != image.length:
             raise ShardDecodeError(
-                f"{shard_file(image.shard)}: {image.name}'s tile table sums to {ends[-1]} "
-                f"bytes, its index says {image.length}"
+                f"{where}'s tile table sums to {ends[-1]} bytes, its index says {image.length}"
             )
         k = row * columns + column
-        start = int(ends[k - 1]) if k else 4 * rows * columns
+        data = record[int(ends[k - 1]) if k else 8 * rows * columns : ends[k]].tobytes()
+        if zlib.crc32(data) != table[k, 1]:
+            raise ShardDecodeError(f"{where}'s tile {k} does not match its CRC-32")
         try:
-            with Image.open(io.BytesIO(record[start : ends[k]].tobytes()), formats=["WEBP"]) as im:
-                pixels = np.asarray(im)
+            with Image.open(io.BytesIO(data), formats=["WEBP"]) as decoded:
+                pixels = np.asarray(decoded)
         except (OSError, ValueError, SyntaxError) as error:
-            raise ShardDecodeError(
-                f"{shard_file(image.shard)}: tile {k} of {image.name} does not decode ({error})"
-            ) from None
+            raise ShardDecodeError(f"{where}'s tile {k} does not decode ({error})") from None
         self._tiles[key] = pixels
         if len(self._tiles) > CACHED_TILES:
             self._tiles.popitem(last=False)
