@@ -139,6 +139,7 @@ def _lmdb(path: Path, store: ImageStore, draw: Callable[[int], tuple]) -> Fetch 
     except ImportError:
         print("NOTE: BasicSR LMDB skipped: the `lmdb` package is not installed (.[bench])")
         return None
+    path.mkdir()
     envs = {}
     for side, pixels in (("hr", store.hr), ("lr", store.lr)):
         env = lmdb.open(str(path / side), map_size=1 << 34)
