@@ -37,7 +37,7 @@ from claritycore.config import HRFormat
 from claritycore.data import shards
 from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
 from claritycore.data.pairs import hr_images, image_pairs, paired_layout
-from claritycore.data.shards import ShardDecodeError, ShardedImage, ShardReader
+from claritycore.data.shards import ShardDecodeError, ShardedImage
 from claritycore.data.store import (
     FORMAT,
     HR_FILE,
@@ -49,7 +49,7 @@ from claritycore.data.store import (
     HRStore,
     ImageStore,
     PackedImage,
-    RawReader,
+    Reader,
     StoredImage,
     StoreError,
     rebuild_hint,
@@ -203,7 +203,8 @@ def _pack_shards(plans: list[Source], dest: Path, workers: int) -> tuple[dict, l
         for k in range(0, len(images), per_shard)
     ]
     written = sorted(_run_jobs("extract HR shards", _pack_shard, jobs, workers))
-    entries, files = [], []
+    entries: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
     for number, lengths, _ in written:
         offset = 0
         for length in lengths:
@@ -288,12 +289,12 @@ def extract_hr_store(
 
 
 def _pack_lr_one(
-    reader: RawReader | ShardReader, image: PackedImage | ShardedImage, scale: int,
+    reader: Reader, image: PackedImage | ShardedImage, scale: int,
     lr_path: Path | None, lr_file: Path, lr_offset: int,
 ) -> str | None:  # fmt: skip
     """Write one image's LR at `lr_offset`: bicubic of its mod-cropped HR, or its LR file."""
     _, height, width = image.shape
-    planes = reader.region(image, 0, 0, height, width)  # type: ignore[arg-type]
+    planes = reader.region(image, 0, 0, height, width)
     hr = modcrop(np.asarray(planes).transpose(1, 2, 0), scale)
     note = None
     if lr_path is None:

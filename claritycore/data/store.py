@@ -24,9 +24,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
@@ -165,6 +166,14 @@ def _garbled(path: Path, error: Exception) -> StoreError:
     )
 
 
+class Reader(Protocol):
+    """Where an HR store's pixels come from: `RawReader` or `shards.ShardReader`."""
+
+    def region(self, image: Any, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """Rows top..top+height, columns left..left+width of `image` (its index entry)."""
+        ...
+
+
 class RawReader:
     """Crops of the images of a raw hr.u8, as views of its memory map (no copy)."""
 
@@ -192,8 +201,8 @@ class HRStore:
     def __init__(
         self,
         path: Path,
-        images: list[PackedImage] | list[ShardedImage],
-        reader: RawReader | ShardReader,
+        images: Sequence[PackedImage | ShardedImage],
+        reader: Reader,
     ) -> None:
         self.path = Path(path)
         self.images = images
@@ -239,7 +248,7 @@ class HRStore:
         """Rows top..top+height, columns left..left+width of image `i`, (3, h, w) uint8: a view
         of a raw store, a new array decoded from a sharded one."""
         try:
-            return self.reader.region(self.images[i], top, left, height, width)  # type: ignore[arg-type]
+            return self.reader.region(self.images[i], top, left, height, width)
         except ShardDecodeError as error:
             raise StoreError(
                 f"image store {self.path} is damaged: {error}; {rebuild_hint(self.path)}"
