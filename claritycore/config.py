@@ -135,8 +135,9 @@ class ExtractOptions:
     hr_format: HRFormat = option(
         "raw",
         help="the HR store's layout: raw (uint8 planes, memory-mapped: fastest to read) | "
-        "shards (lossless WebP tiles in files of 64 images: about 0.3x the bytes, each file "
-        "pushed and pulled by DVC on its own; appending images adds shards)",
+        "shards (lossless WebP tiles in shard files of a fixed number of images: fewer bytes, "
+        "each file pushed and pulled by DVC on its own; appending images adds shards; "
+        "docs/data.md)",
     )
 
     def __post_init__(self) -> None:

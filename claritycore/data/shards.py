@@ -1,5 +1,5 @@
 """Sharded HR stores: every image as lossless WebP tiles, in shard files of a fixed number of
-images, so the store is about a third of the raw bytes and DVC moves each shard on its own.
+images, so the store takes fewer bytes than raw planes and DVC moves each shard on its own.
 
 A shard is a file of image records back to back. A record is a table of two uint32
 little-endian numbers per tile, its byte length and its CRC-32 (row-major tiles of `TILE`² px,
