@@ -24,6 +24,7 @@ Loss = Literal["l1", "l2", "charbonnier"]
 Scheduler = Literal["cosine", "multistep", "constant"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Auto = Literal["auto"]
+HRFormat = Literal["raw", "shards"]
 
 Degradation = Literal["bicubic", "realesrgan"]
 # Real-ESRGAN's blur kernel families (basicsr/data/degradations.py names them the same way).
@@ -131,6 +132,13 @@ class ExtractOptions:
     """params.yaml's `extract` section."""
 
     workers: int = option(2, help="parallel processes packing images, integer >= 1")
+    hr_format: HRFormat = option(
+        "raw",
+        help="the HR store's layout: raw (uint8 planes, memory-mapped: fastest to read) | "
+        "shards (lossless WebP tiles in shard files of a fixed number of images: fewer bytes, "
+        "each file pushed and pulled by DVC on its own; appending images adds shards; "
+        "docs/data.md)",
+    )
 
     def __post_init__(self) -> None:
         require(self.workers >= 1, f"extract.workers is {self.workers}; use an integer >= 1")

@@ -1,7 +1,8 @@
 """`python -m stages.extract_hr`: data/raw/<data.source>/train -> data/stores/hr.
 
 The HR images packed once, for every scale (each extract@S packs only its LR beside them).
-Reads params.yaml `data.source`, `data.multiscale` and `extract.workers`.
+Reads params.yaml `data.source`, `data.multiscale`, `extract.workers` and `extract.hr_format`
+(raw, or lossless shards).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main(params: Path = typer.Option(Path("params.yaml"), help="Pipeline params 
             pipeline_hr_store(),
             workers=options.workers,
             multiscale=data.multiscale,
+            hr_format=options.hr_format,
         )
 
 

@@ -41,3 +41,26 @@ def test_bf16_peak_is_looked_up_by_device_name_longest_key_first() -> None:
     assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0  # not the SXM H100's 989.4
     assert bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
     assert bf16_peak_tflops("Tesla T4") is None
+
+
+def test_bench_loader_smoke_figures_are_consistent(capsys):
+    """Every loader takes the same crops; its figures are its own rates, their medians, the
+    ratio to the raw store and the H100's need divided by the rate."""
+    from benchmarks.bench_loader import SMOKE_SIZE, h100_patches_per_second, run
+
+    result = run(2, SMOKE_SIZE, 4, 2)
+    needed, derivation = h100_patches_per_second()
+    assert 895 < needed < 900 and result["needed"] == needed
+    assert "7.05 TFLOP per step of batch 16" in derivation and "989.4" in derivation
+    rows = result["rows"]
+    assert list(rows)[:3] == ["raw store", "shards store", "BasicSR PNG folders"]
+    raw = rows["raw store"]
+    for row in rows.values():
+        assert len(row["runs"]) == 2 and min(row["runs"]) <= row["patches_per_s_per_core"]
+        assert row["patches_per_s_per_core"] <= max(row["runs"])
+        assert row["vs_raw"] == row["patches_per_s_per_core"] / raw["patches_per_s_per_core"]
+        assert row["cores_for_h100"] == needed / row["patches_per_s_per_core"]
+        assert row["bytes_vs_raw"] == row["bytes"] / raw["bytes"]
+    # Lossless compression of gradients and edges: fewer bytes than the raw planes.
+    assert rows["shards store"]["bytes"] < raw["bytes"]
+    assert len(result["load_average"]) == 2

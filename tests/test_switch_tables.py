@@ -7,7 +7,15 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from claritycore.config import Degradation, DegradationConfig, Discriminator, GanType, Loss
+from claritycore.config import (
+    Degradation,
+    DegradationConfig,
+    Discriminator,
+    GanType,
+    HRFormat,
+    Loss,
+)
+from claritycore.data.packing import HR_PACKERS
 from claritycore.models.discriminators import DISCRIMINATORS
 from claritycore.schema import choices
 from claritycore.training.gan_losses import GAN_LOSSES
@@ -23,8 +31,9 @@ from tests.helpers import tiny_store
         (PIXEL_LOSSES, Loss),
         (GAN_LOSSES, GanType),
         (DISCRIMINATORS, Discriminator),
+        (HR_PACKERS, HRFormat),
     ],
-    ids=["pair sources", "pixel losses", "GAN losses", "discriminators"],
+    ids=["pair sources", "pixel losses", "GAN losses", "discriminators", "HR store layouts"],
 )
 def test_table_keys_are_the_literal(table, literal):
     assert tuple(table) == choices(literal)

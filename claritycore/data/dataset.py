@@ -132,7 +132,7 @@ class PairedPatchDataset(Dataset):
         image, top, left, orientation = self.draw(index)
         p, s = self.lr_patch, self.scale
         lr = self.store.lr_planar(image)[:, top : top + p, left : left + p]
-        hr = self.store.hr_planar(image)[:, top * s : (top + p) * s, left * s : (left + p) * s]
+        hr = self.store.hr_region(image, top * s, left * s, p * s, p * s)
         return _oriented_tensor(lr, orientation), _oriented_tensor(hr, orientation)
 
 
@@ -199,13 +199,15 @@ class HRRegionDataset(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"sample {index} out of range for a dataset of {self.length}")
         image, top, left, orientation, patch_top, patch_left = self.draw(index)
-        planes, side = self.store.hr_planar(image), self.region
+        side = self.region
         h, w = self._shapes[image]
         if h < side or w < side:
             # Real-ESRGAN pads a small image with cv2.BORDER_REFLECT_101 (numpy's "reflect").
             pad = ((0, 0), (0, max(0, side - h)), (0, max(0, side - w)))
-            planes = np.pad(planes, pad, mode="reflect")
-        region = planes[:, top : top + side, left : left + side]
+            planes = np.pad(self.store.hr_planar(image), pad, mode="reflect")
+            region = planes[:, top : top + side, left : left + side]
+        else:
+            region = self.store.hr_region(image, top, left, side, side)
         draw = draw_sample(self.degradation, self.seed, index)
         return _oriented_tensor(region, orientation), draw, torch.tensor([patch_top, patch_left])
 

@@ -1,6 +1,7 @@
 """Packing image folders into stores (`store.py` reads them): the HR once, then each scale's LR.
 
-`extract_hr_store` packs a folder's HR images (with Real-ESRGAN's multi-scale copies, if asked);
+`extract_hr_store` packs a folder's HR images (with Real-ESRGAN's multi-scale copies, if asked),
+raw or as lossless shards (`shards.py`);
 `extract_lr_store` packs one scale's LR from an HR store: MATLAB bicubic of the mod-cropped HR,
 or a paired folder's own LR files, or nothing (a run that degrades on the fly). Images are
 processed in parallel, each written at offsets planned from the headers alone, so the bytes
@@ -32,8 +33,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from claritycore.config import HRFormat
+from claritycore.data import shards
 from claritycore.data.images import image_size, list_images, read_rgb, staged_dir
 from claritycore.data.pairs import hr_images, image_pairs, paired_layout
+from claritycore.data.shards import ShardDecodeError, ShardedImage
 from claritycore.data.store import (
     FORMAT,
     HR_FILE,
@@ -44,7 +48,11 @@ from claritycore.data.store import (
     VERSION,
     HRStore,
     ImageStore,
+    PackedImage,
+    Reader,
     StoredImage,
+    StoreError,
+    rebuild_hint,
 )
 from claritycore.errors import ConfigError, UserError
 from claritycore.resize import imresize, modcrop
@@ -118,72 +126,161 @@ def _allocate(file: Path, size: int) -> None:
         f.truncate(size)
 
 
+def _decode_with_copies(path: Path, sizes: list[tuple[int, int]]) -> tuple[list, str | None]:
+    """Image `path` decoded (H×W×3 uint8) and resized to each of `sizes[1:]`; its mode note."""
+    pixels, note = read_rgb(path)
+    if pixels.shape[:2] != sizes[0]:
+        raise RuntimeError(f"{path} decoded to {pixels.shape[:2]}, its header said {sizes[0]}")
+    image = Image.fromarray(pixels)
+    copies = [
+        np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+        for height, width in sizes[1:]
+    ]
+    return [pixels, *copies], note
+
+
 def _pack_hr_one(
     path: Path, file: Path, offsets: list[int], sizes: list[tuple[int, int]]
 ) -> str | None:
     """Decode one image and write it (and its multi-scale copies) at `offsets`; its mode note."""
-    pixels, note = read_rgb(path)
-    if pixels.shape[:2] != sizes[0]:
-        raise RuntimeError(f"{path} decoded to {pixels.shape[:2]}, its header said {sizes[0]}")
-    _write_planes(file, offsets[0], pixels)
-    image = Image.fromarray(pixels)
-    for offset, (height, width) in zip(offsets[1:], sizes[1:], strict=True):
-        _write_planes(
-            file, offset, np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
-        )
+    images, note = _decode_with_copies(path, sizes)
+    for offset, pixels in zip(offsets, images, strict=True):
+        _write_planes(file, offset, pixels)
     return note
 
 
+# One source image: its path, then the (height, width) of the image and of each copy.
+Source = tuple[Path, list[tuple[int, int]]]
+
+
+def _pack_raw(plans: list[Source], dest: Path, workers: int) -> tuple[dict, list, int, list]:
+    """hr.u8 in `dest`: every image's planes back to back. (Index fields, image entries,
+    bytes, notes.)"""
+    entries, jobs, end = [], [], 0
+    for path, sizes in plans:
+        offsets = []
+        for height, width in sizes:
+            entries.append({"shape": [3, height, width], "offset": end})
+            offsets.append(end)
+            end += 3 * height * width
+        jobs.append((path, dest / HR_FILE, offsets, sizes))
+    _allocate(dest / HR_FILE, end)
+    notes = _run_jobs("extract HR", _pack_hr_one, jobs, workers)
+    index = {
+        "format": HR_FORMAT,
+        "version": HR_VERSION,
+        "layout": "planar uint8 (3, H, W), C-order, whole images",
+        "files": {"hr": HR_FILE},
+    }
+    return index, entries, end, notes
+
+
+def _pack_shard(
+    number: int, images: list[tuple[Path, list[tuple[int, int]], int]], file: Path
+) -> tuple[int, list[int], list[str | None]]:
+    """Write shard `number`: each (source, sizes, copy) image's record, in order. (Its number,
+    the records' lengths, the sources' mode notes.)"""
+    lengths, notes, decoded = [], [], None
+    with open(file, "wb") as out:
+        for path, sizes, copy in images:
+            if decoded is None or decoded[0] != path:  # a source's copies are neighbours
+                pixels, note = _decode_with_copies(path, sizes)
+                decoded = (path, pixels)
+                notes.append(note)
+            record = shards.encode_record(decoded[1][copy])
+            out.write(record)
+            lengths.append(len(record))
+    return number, lengths, notes
+
+
+def _pack_shards(plans: list[Source], dest: Path, workers: int) -> tuple[dict, list, int, list]:
+    """Shard files in `dest` of `shards.SHARD_IMAGES` images each (`shards.py`). (Index
+    fields, image entries, bytes, notes.)"""
+    per_shard = shards.SHARD_IMAGES
+    images = [(path, sizes, copy) for path, sizes in plans for copy in range(len(sizes))]
+    jobs = [
+        (k // per_shard, images[k : k + per_shard], dest / shards.shard_file(k // per_shard))
+        for k in range(0, len(images), per_shard)
+    ]
+    written = sorted(_run_jobs("extract HR shards", _pack_shard, jobs, workers))
+    entries: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    for number, lengths, _ in written:
+        offset = 0
+        for length in lengths:
+            entries.append({"shard": number, "offset": offset, "length": length})
+            offset += length
+        files.append({"file": shards.shard_file(number), "bytes": offset})
+    height_width = [size for _, sizes, copy in images for size in [sizes[copy]]]
+    for entry, (height, width) in zip(entries, height_width, strict=True):
+        entry["shape"] = [3, height, width]
+    index = {
+        "format": shards.FORMAT,
+        "version": shards.VERSION,
+        "layout": (
+            "shard k holds images k*images_per_shard.. in order; each a uint32 LE table of "
+            "(byte length, CRC-32) per tile (row-major tile x tile tiles), then the tiles"
+        ),
+        "codec": shards.CODEC,
+        "encoder": shards.encoder(),
+        "tile": shards.TILE,
+        "images_per_shard": per_shard,
+        "shards": files,
+    }
+    notes = [note for _, _, shard_notes in written for note in shard_notes]
+    return index, entries, sum(f["bytes"] for f in files), notes
+
+
+# extract.hr_format: how the HR store lays out its images.
+HR_PACKERS: dict[str, Callable[[list[Source], Path, int], tuple[dict, list, int, list]]] = {
+    "raw": _pack_raw,
+    "shards": _pack_shards,
+}
+
+
 def extract_hr_store(
-    src: Path, dest: Path, *, workers: int = 2, multiscale: bool = False
+    src: Path,
+    dest: Path,
+    *,
+    workers: int = 2,
+    multiscale: bool = False,
+    hr_format: HRFormat = "raw",
 ) -> HRStore:
     """Pack every HR image of `src` (of a paired folder: its HR files) whole into the HR store
-    `dest` (replaced atomically); with `multiscale`, each followed by Real-ESRGAN's four
-    multi-scale copies (`multiscale_sizes`)."""
+    `dest` (replaced atomically), raw or as lossless shards (`hr_format`: `HR_PACKERS`); with
+    `multiscale`, each followed by Real-ESRGAN's four multi-scale copies (`multiscale_sizes`)."""
     src, dest = Path(src), Path(dest)
     paths = hr_images(src)
     if not paths:
         raise FileNotFoundError(f"no images in {src}; run `python -m stages.fetch` first")
-    entries: list[dict] = []
-    plans: list[tuple[Path, list[int], list[tuple[int, int]]]] = []
-    end = 0
+    plans: list[Source] = []
+    names: list[str] = []
     for path in paths:
         sizes = [image_size(path)]
-        names = [path.name]
+        names.append(path.name)
         if multiscale:
             sizes += multiscale_sizes(*sizes[0])
             names += [f"{path.stem}T{k}.png" for k in range(len(sizes) - 1)]
-        offsets = []
-        for name, (height, width) in zip(names, sizes, strict=True):
-            entries.append({"name": name, "shape": [3, height, width], "offset": end})
-            offsets.append(end)
-            end += 3 * height * width
-        plans.append((path, offsets, sizes))
+        plans.append((path, sizes))
     started = time.perf_counter()
     with staged_dir(dest) as tmp:
-        _allocate(tmp / HR_FILE, end)
-        jobs = [(path, tmp / HR_FILE, offsets, sizes) for path, offsets, sizes in plans]
-        notes = _run_jobs("extract HR", _pack_hr_one, jobs, workers)
-        index = {
-            "format": HR_FORMAT,
-            "version": HR_VERSION,
-            "layout": "planar uint8 (3, H, W), C-order, whole images",
-            "multiscale": (
-                f"each image then its copies at {MULTISCALE_FACTORS} of its size and with its "
-                f"shorter side {MULTISCALE_SHORTER_SIDE} (PIL LANCZOS, Real-ESRGAN's "
-                "generate_multiscale_DF2K.py), named <stem>T0..T3.png"
-                if multiscale
-                else None
-            ),
-            "files": {"hr": HR_FILE},
-            "images": entries,
-        }
+        index, entries, end, notes = HR_PACKERS[hr_format](plans, tmp, workers)
+        index["multiscale"] = (
+            f"each image then its copies at {MULTISCALE_FACTORS} of its size and with its "
+            f"shorter side {MULTISCALE_SHORTER_SIDE} (PIL LANCZOS, Real-ESRGAN's "
+            "generate_multiscale_DF2K.py), named <stem>T0..T3.png"
+            if multiscale
+            else None
+        )
+        index["images"] = [
+            {"name": name, **entry} for name, entry in zip(names, entries, strict=True)
+        ]
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     elapsed = time.perf_counter() - started
     converted = [n for n in notes if n]
     summary = (
-        f"HR: {len(entries)} images in {dest} ({end / 1e9:.2f} GB) in {elapsed:.1f} s, "
-        f"{len(paths) / elapsed:.1f} source images/s"
+        f"HR: {len(entries)} images in {dest} ({end / 1e9:.2f} GB, {hr_format}) in "
+        f"{elapsed:.1f} s, {len(paths) / elapsed:.1f} source images/s"
     )
     if converted:
         summary += f"; {len(converted)} converted to 8-bit RGB (e.g. {converted[0]})"
@@ -192,11 +289,12 @@ def extract_hr_store(
 
 
 def _pack_lr_one(
-    hr_file: Path, hr_offset: int, hr_packed: tuple[int, int, int], scale: int,
+    reader: Reader, image: PackedImage | ShardedImage, scale: int,
     lr_path: Path | None, lr_file: Path, lr_offset: int,
 ) -> str | None:  # fmt: skip
     """Write one image's LR at `lr_offset`: bicubic of its mod-cropped HR, or its LR file."""
-    planes = np.memmap(hr_file, np.uint8, "r", hr_offset, hr_packed)
+    _, height, width = image.shape
+    planes = reader.region(image, 0, 0, height, width)
     hr = modcrop(np.asarray(planes).transpose(1, 2, 0), scale)
     note = None
     if lr_path is None:
@@ -258,11 +356,16 @@ def extract_lr_store(
         if pack_lr:
             _allocate(tmp / LR_FILE, end)
             jobs = [
-                (hr_store / HR_FILE, hr.images[im.hr].offset, hr.images[im.hr].shape, scale,
-                 lr_files.get(im.name), tmp / LR_FILE, im.lr_offset)
+                (hr.reader, hr.images[im.hr], scale, lr_files.get(im.name), tmp / LR_FILE,
+                 im.lr_offset)
                 for im in images
             ]  # fmt: skip
-            notes = _run_jobs(f"extract x{scale}", _pack_lr_one, jobs, workers)
+            try:
+                notes = _run_jobs(f"extract x{scale}", _pack_lr_one, jobs, workers)
+            except ShardDecodeError as error:
+                raise StoreError(
+                    f"image store {hr_store} is damaged: {error}; {rebuild_hint(hr_store)}"
+                ) from None
         index = {
             "format": FORMAT,
             "version": VERSION,

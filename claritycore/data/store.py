@@ -11,8 +11,10 @@ scale no experiment asked for, has no `lr.u8`: its index alone.
 Training memory-maps the files: no decoding per sample, and no tens of thousands of small files
 for DVC to hash. Whole images are kept, so a crop may start at any LR pixel. Opening a store
 checks every file against its index, so a truncated copy fails with one line saying how to
-rebuild it, not at the first batch. Stores of version 1 (before the shared HR copy: one scale's
-`hr.u8` and `lr.u8` in one folder) are still read.
+rebuild it, not at the first batch. The HR store may instead be sharded (`extract.hr_format:
+shards`, `shards.py`): lossless WebP tiles in shard files, a crop decoding only its tiles.
+Stores of version 1 (before the shared HR copy: one scale's `hr.u8` and `lr.u8` in one folder)
+are still read.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
 
+from claritycore.data import shards
+from claritycore.data.shards import ShardDecodeError, ShardedImage, ShardReader
 from claritycore.errors import ConfigError, UserError
 from claritycore.schema import SCALES
 
@@ -161,19 +166,55 @@ def _garbled(path: Path, error: Exception) -> StoreError:
     )
 
 
-class HRStore:
-    """Read-only view of an HR store (or a version-1 store's hr.u8), memory-mapped on first use."""
+class Reader(Protocol):
+    """Where an HR store's pixels come from: `RawReader` or `shards.ShardReader`."""
 
-    def __init__(self, path: Path, images: list[PackedImage]) -> None:
+    def region(self, image: Any, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """Rows top..top+height, columns left..left+width of `image` (its index entry)."""
+        ...
+
+
+class RawReader:
+    """Crops of the images of a raw hr.u8, as views of its memory map (no copy)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = Path(file)
+        self._map: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        # Pickling a memmap copies its whole contents; DataLoader workers re-map instead.
+        return {**self.__dict__, "_map": None}
+
+    def region(
+        self, image: PackedImage, top: int, left: int, height: int, width: int
+    ) -> np.ndarray:
+        """Rows top..top+height, columns left..left+width of `image`, a (3, h, w) view."""
+        if self._map is None:
+            self._map = _map(self.file)
+        planes = self._map[image.offset : image.offset + math.prod(image.shape)]
+        return planes.reshape(image.shape)[:, top : top + height, left : left + width]
+
+
+class HRStore:
+    """Read-only view of an HR store, raw (or a version-1 store's hr.u8) or sharded."""
+
+    def __init__(
+        self,
+        path: Path,
+        images: Sequence[PackedImage | ShardedImage],
+        reader: Reader,
+    ) -> None:
         self.path = Path(path)
         self.images = images
-        self._hr: np.ndarray | None = None
+        self.reader = reader
 
     @classmethod
     def open(cls, path: Path) -> HRStore:
-        """Open the HR store written by `packing.extract_hr_store`, checking index and file."""
+        """Open the HR store written by `packing.extract_hr_store`, checking index and files."""
         path = Path(path)
-        index = _load_index(path, {HR_FORMAT: (HR_VERSION,)})
+        index = _load_index(path, {HR_FORMAT: (HR_VERSION,), shards.FORMAT: (shards.VERSION,)})
+        if index["format"] == shards.FORMAT:
+            return _open_sharded(path, index)
         try:
             images = [
                 PackedImage(e["name"], tuple(e["shape"]), e["offset"]) for e in index["images"]
@@ -194,7 +235,7 @@ class HRStore:
                 )
             end += math.prod(image.shape)
         _check_size(path, HR_FILE, end)
-        return cls(path, images)
+        return cls(path, images, RawReader(path / HR_FILE))
 
     def index_digest(self) -> str:
         """sha256 of index.json: a scale's store records it to name the HR copy it was made from."""
@@ -203,16 +244,48 @@ class HRStore:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getstate__(self) -> dict:
-        # Pickling a memmap copies its whole contents; DataLoader workers re-map instead.
-        return {**self.__dict__, "_hr": None}
+    def region(self, i: int, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """Rows top..top+height, columns left..left+width of image `i`, (3, h, w) uint8: a view
+        of a raw store, a new array decoded from a sharded one."""
+        try:
+            return self.reader.region(self.images[i], top, left, height, width)
+        except ShardDecodeError as error:
+            raise StoreError(
+                f"image store {self.path} is damaged: {error}; {rebuild_hint(self.path)}"
+            ) from None
 
     def planar(self, i: int) -> np.ndarray:
-        """Image `i` as a (3, H, W) uint8 view (no copy)."""
-        if self._hr is None:
-            self._hr = _map(self.path / HR_FILE)
-        image = self.images[i]
-        return self._hr[image.offset : image.offset + math.prod(image.shape)].reshape(image.shape)
+        """Image `i` as (3, H, W) uint8 (a view of a raw store)."""
+        _, height, width = self.images[i].shape
+        return self.region(i, 0, 0, height, width)
+
+
+def _open_sharded(path: Path, index: dict[str, Any]) -> HRStore:
+    """A sharded HR store, once its records lie back to back in shards whose files hold
+    exactly the bytes the index gives them (a truncated shard is named here, not mid-run)."""
+    try:
+        images = [
+            ShardedImage(e["name"], tuple(e["shape"]), e["shard"], e["offset"], e["length"])
+            for e in index["images"]
+        ]
+        sizes = [int(s["bytes"]) for s in index["shards"]]
+        tile = int(index["tile"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _garbled(path, error) from None
+    ends = [0] * len(sizes)
+    for image in images:
+        if not 0 <= image.shard < len(sizes) or image.offset != ends[image.shard]:
+            raise StoreError(
+                f"image store {path} is damaged: {INDEX_FILE} places {image.name} at offset "
+                f"{image.offset} of shard {image.shard}, not after the images before it; "
+                f"{rebuild_hint(path)}"
+            )
+        ends[image.shard] += image.length
+    for number, (end, size) in enumerate(zip(ends, sizes, strict=True)):
+        if end != size:
+            raise _garbled(path, KeyError(f"shard {number}'s size {size} (its images: {end})"))
+        _check_size(path, shards.shard_file(number), size)
+    return HRStore(path, images, ShardReader(path, tile))
 
 
 def _map(file: Path) -> np.ndarray:
@@ -322,10 +395,14 @@ class ImageStore:
         return [image.name for image in self.images]
 
     def hr_planar(self, i: int) -> np.ndarray:
-        """HR image `i`, mod-cropped to the scale, as a (3, H, W) uint8 view (no copy)."""
-        image = self.images[i]
-        _, height, width = image.hr_shape
-        return self.hr_store.planar(image.hr)[:, :height, :width]
+        """HR image `i`, mod-cropped to the scale, as (3, H, W) uint8 (a view of a raw store)."""
+        _, height, width = self.images[i].hr_shape
+        return self.hr_region(i, 0, 0, height, width)
+
+    def hr_region(self, i: int, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """Rows top..top+height, columns left..left+width of HR image `i`, (3, h, w) uint8,
+        inside its mod-cropped shape (a view of a raw store; decoded from a sharded one)."""
+        return self.hr_store.region(self.images[i].hr, top, left, height, width)
 
     def lr_planar(self, i: int) -> np.ndarray:
         """LR image `i` as a (3, h, w) uint8 view (no copy); StoreError for a store without LR."""
