@@ -260,3 +260,23 @@ def test_a_fine_tuning_run_resumes_bitwise_and_records_its_start(tmp_path):
     )
     assert record["strict"] is False and record["fresh"] and record["unused"]
     assert all(not key.startswith("body.") for key in record["fresh"])
+
+
+def test_models_lists_every_published_file_and_what_is_cached_here(places):
+    hub, _ = places
+    hub.mkdir(parents=True)
+    (hub / PUBLISHED["RealESRGAN_x2plus"].file).write_bytes(b"stand-in")
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert set(rows) == set(PUBLISHED) and {"RealESRGAN_x4plus", "vgg19"} <= set(rows)
+    x4plus = rows["RealESRGAN_x4plus"]
+    assert (x4plus["scale"], x4plus["size"], x4plus["cached"]) == (4, 67040989, None)
+    assert x4plus["url"].endswith("/RealESRGAN_x4plus.pth") and x4plus["license"]
+    assert rows["RealESRGAN_x2plus"]["cached"] == str(hub / "RealESRGAN_x2plus.pth")
+    table = CliRunner().invoke(app, ["models"], env={"COLUMNS": "120"}).output
+    line = next(line for line in table.splitlines() if "RealESRGAN_x2plus " in line)
+    assert line.split()[1:] == ["×2", "RRDBNet", "64·23·32", "nearest+unshuffle", "67.1", "MB",
+                                "BSD-3-Clause", "yes"]  # fmt: skip
+    line = next(line for line in table.splitlines() if "RealESRGAN_x4plus_netD" in line)
+    assert line.split()[1:] == ["netD", "unet_sn", "64", "–", "BSD-3-Clause", "no"]

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from claritycore.data.backbones import locate
-from claritycore.data.published import PUBLISHED
+from claritycore.data.published import PUBLISHED, PublishedFile
 from claritycore.pretrained import summary
 
 
@@ -42,13 +42,31 @@ def models_command(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for header in ("name", "role", "scale", "architecture", "size", "license", "cached here"):
-        table.add_column(header, overflow="fold")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("name", "scale", "what", "size", "license", "here"):
+        table.add_column(header, no_wrap=True)
     for row in rows:
-        size = "not published" if row["size"] is None else f"{row['size']:,} B"
+        entry = PUBLISHED[str(row["name"])]
+        size = "–" if entry.size is None else f"{entry.size / 1e6:.1f} MB"
         table.add_row(
-            str(row["name"]), str(row["role"]), "" if row["scale"] is None else f"×{row['scale']}",
-            str(row["architecture"]), size, str(row["license"]), str(row["cached"] or "no"),
+            str(row["name"]),
+            "" if entry.scale is None else f"×{entry.scale}", _what(entry),
+            size, entry.license.split(" (")[0], "yes" if row["cached"] else "no",
         )  # fmt: skip
     Console().print(table)
+    Console(stderr=True).print("`claritycore models --json`: URLs, checks and cache paths.")
+
+
+def _what(entry: PublishedFile) -> str:
+    """A table cell for a file: "RRDBNet 64·23·32 nearest", "netD unet_sn 64" or the backbone's
+    layout."""
+    values = dict(entry.architecture)
+    if "num_feat" in values:
+        unshuffle = "+unshuffle" if values.get("x2_unshuffle") else ""
+        return (
+            f"RRDBNet {values['num_feat']}·{values['num_block']}·{values['num_grow_ch']} "
+            f"{values.get('upsampler', '')}{unshuffle}"
+        )
+    if "discriminator" in values:
+        return f"netD {values['discriminator']} {values.get('d_num_feat', '')}".strip()
+    return f"{entry.role} ({entry.layout})" if entry.layout else entry.role
