@@ -265,10 +265,14 @@ def place_starts(
     strict: bool,
     dest_dir: Path,
     records: Mapping[Role, Path],
+    vgg_weights: Path | None = None,
 ) -> dict[Role, StartFile | None]:
     """The pipeline's `weights` step for start files: fetch (or copy) the experiment's start
     files (`start_values`) into `dest_dir`, check their tensors against its networks, and write
-    each role's record (name, file, sha256) to `records[role]` ({} for random weights)."""
+    each role's record (name, file, sha256) to `records[role]` ({} for random weights). A GAN
+    experiment started from a generator file trains whole in the `train` stage, so its
+    generator record also names `vgg_weights` (and its sha256): `train` depends on the record,
+    not on the param, which only the adversarial stage reads otherwise."""
     starts: dict[Role, StartFile | None] = {}
     for role, value in start_values(experiment, generator).items():
         start = None if value is None else locate(value, role, dest_dir, strict=strict)
@@ -277,7 +281,8 @@ def place_starts(
             network, model = _network_shapes(experiment, role)
             fit = compare(network, file_shapes(start.path, role))
             _accepted(fit, start.name, role, strict=strict, model=model)
-        write_record(records[role], start)
+        whole_gan = role == "generator" and start is not None and experiment.adversarial
+        write_record(records[role], start, vgg_weights if whole_gan else None)
         starts[role] = start
     return starts
 
@@ -285,12 +290,16 @@ def place_starts(
 _RECORD_HEADER = "# Written by `python -m stages.weights`: the file this {role} starts from.\n"
 
 
-def write_record(path: Path, start: StartFile | None) -> None:
-    """build/pretrained*.yaml: `start`'s name, file, sha256 and strictness ({} for none).
-    `dvc exp show` shows them as params, and the training stages depend on the file."""
+def write_record(path: Path, start: StartFile | None, vgg_weights: Path | None = None) -> None:
+    """build/pretrained*.yaml: `start`'s name, file, sha256 and strictness ({} for none), and
+    the `vgg_weights` file with its sha256 where given. `dvc exp show` shows them as params,
+    and the training stages depend on the file."""
     role = "discriminator" if path.stem.endswith("_d") else "generator"
     path.parent.mkdir(parents=True, exist_ok=True)
     values = {} if start is None else start.record()
+    if vgg_weights is not None:
+        values |= {"vgg_weights": str(vgg_weights),
+                   "vgg_weights_sha256": backbones.file_sha256(Path(vgg_weights))}  # fmt: skip
     path.write_text(_RECORD_HEADER.format(role=role) + yaml.safe_dump(values, sort_keys=False))
 
 

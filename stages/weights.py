@@ -43,7 +43,7 @@ def main(
         generator = pretrained_generator(experiment, options.pretrained)
         starts = place_starts(
             experiment, generator, strict=options.pretrained_strict,
-            dest_dir=PIPELINE_WEIGHTS, records=RECORDS,
+            dest_dir=PIPELINE_WEIGHTS, records=RECORDS, vgg_weights=options.vgg_weights,
         )  # fmt: skip
         for role, start in starts.items():
             if start is not None:

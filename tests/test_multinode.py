@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from claritycore.data.store import ImageStore
 from claritycore.errors import ConfigError
 from claritycore.models import AutoModel
 from claritycore.training import distributed
@@ -100,11 +101,14 @@ def one_process(tmp_path_factory) -> dict[str, torch.Tensor]:
 
 @pytest.fixture
 def nodes(tmp_path) -> list[Path]:
-    """Two node folders, each with its own copy of the store (as `dvc pull` leaves one)."""
+    """Two node folders, each with its own copy of the store and of the HR store it reads
+    (as `dvc pull data/stores/hr data/stores/x2` leaves them, side by side)."""
     store = tiny_store(tmp_path / "source")
+    hr_store = ImageStore.open(store).hr_store.path
     folders = [tmp_path / "node0", tmp_path / "node1"]
     for folder in folders:
         shutil.copytree(store, folder / "store")
+        shutil.copytree(hr_store, folder / os.path.relpath(hr_store, store.parent))
     return folders
 
 

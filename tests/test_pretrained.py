@@ -280,3 +280,25 @@ def test_models_lists_every_published_file_and_what_is_cached_here(places):
                                 "BSD-3-Clause", "yes"]  # fmt: skip
     line = next(line for line in table.splitlines() if "RealESRGAN_x4plus_netD" in line)
     assert line.split()[1:] == ["netD", "unet_sn", "64", "–", "BSD-3-Clause", "no"]
+
+
+def test_a_gan_trained_whole_in_train_records_its_vgg_weights_file(places):
+    """`train` does not depend on train.vgg_weights (only a GAN's second stage reads it), so a
+    GAN experiment started from a generator file, trained whole in `train`, has the VGG file
+    and its sha256 in the generator record that `train` depends on; an L1 experiment not."""
+    _, weights = places
+    start = Path("x4.pth")
+    start.write_bytes(_layout_bytes("params", _model(SMALL_X4).state_dict()))
+    vgg = Path("vgg.pth")
+    vgg.write_bytes(b"any vgg file")
+    small = {k: SMALL_X4[k] for k in ("num_feat", "num_block", "num_grow_ch", "upsampler")}
+    records = {"generator": Path("g.yaml"), "discriminator": Path("d.yaml")}
+    for preset, recorded in (("realesrgan-litex4", True), ("rrdbnet-litex4", False)):
+        pretrained.place_starts(resolve(preset, small), str(start), strict=True,
+                                dest_dir=weights, records=records, vgg_weights=vgg)  # fmt: skip
+        record = yaml.safe_load(Path("g.yaml").read_text())
+        assert record["sha256"] == hashlib.sha256(start.read_bytes()).hexdigest()
+        expected = {"vgg_weights": str(vgg),
+                    "vgg_weights_sha256": hashlib.sha256(b"any vgg file").hexdigest()}  # fmt: skip
+        assert (expected.items() <= record.items()) is recorded
+        assert ("vgg_weights" in record) is recorded

@@ -117,6 +117,7 @@ def presets_command(
             row["degradation"],
             row["from"] or "",
         )
-    # Piped output defaults to 80 columns, too narrow for sixteen columns (~190 wide).
-    console = Console()
-    Console(width=max(console.width, 200)).print(table)
+    # Piped output defaults to 80 columns, too narrow for sixteen columns (over 200 wide): print
+    # at the table's full width rather than cut names.
+    full_width = Console(width=1000).measure(table).maximum
+    Console(width=max(Console().width, full_width)).print(table)
