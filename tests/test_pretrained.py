@@ -12,6 +12,7 @@ import re
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -302,3 +303,27 @@ def test_a_gan_trained_whole_in_train_records_its_vgg_weights_file(places):
                     "vgg_weights_sha256": hashlib.sha256(b"any vgg file").hexdigest()}  # fmt: skip
         assert (expected.items() <= record.items()) is recorded
         assert ("vgg_weights" in record) is recorded
+
+
+def test_evaluate_by_name_scores_the_published_file(places, monkeypatch):
+    """`evaluate -m NAME` scores the file the table names (here from the hub cache) exactly as
+    `evaluate -m PATH` scores that file."""
+    hub, _ = places
+    data = _layout_bytes("params_ema", _model(SMALL_X4, seed=3).state_dict())
+    row = _publish(monkeypatch, "RealESRGAN_x4plus", data, f"http://127.0.0.1:{_closed_port()}/x")
+    hub.mkdir(parents=True)
+    (hub / row.file).write_bytes(data)
+    images = Path("set")
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    scores = []
+    for model in ("RealESRGAN_x4plus", str(hub / row.file)):
+        out = Path(f"eval-{len(scores)}")
+        args = ["evaluate", "-m", model, "--data", f"set={images}", "--out", str(out),
+                "--no-perceptual", "--device", "cpu"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        scores.append(json.loads((out / "eval.json").read_text())["set"])
+    assert scores[0] == scores[1] and scores[0]["images"] == 2 and scores[0]["psnr_y"] > 0
