@@ -18,6 +18,7 @@ from claritycore.data.download import (
     FetchError,
     UnreachableError,
     download,
+    mismatch,
     progress_bar,
     sha256_file,
 )
@@ -75,14 +76,7 @@ def verify(path: Path, name: str) -> str | None:
     """None if `path` is the published file `name` as far as its size and sha256 are
     published (`PublishedFile.checks`), else what is wrong."""
     spec = published(name)
-    size = Path(path).stat().st_size
-    if spec.size is not None and size != spec.size:
-        return f"size is {size:,} bytes, expected {spec.size:,}"
-    if spec.sha256:
-        digest = file_sha256(path)
-        if not digest.startswith(spec.sha256):
-            return f"sha256 is {digest}, expected {spec.sha256}"
-    return None
+    return mismatch(Path(path), spec.size, spec.sha256, lambda: file_sha256(path))
 
 
 def describe(spec: PublishedFile) -> str:

@@ -7,6 +7,7 @@ only after every entry is checked, into a temporary folder renamed into place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import re
@@ -34,6 +35,7 @@ from rich.progress import (
 
 from claritycore import __version__
 from claritycore.data.images import staged_dir
+from claritycore.data.published import FULL_SHA256
 from claritycore.errors import UserError
 
 console = Console(stderr=True)
@@ -110,22 +112,31 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return digest.hexdigest()
 
 
+def mismatch(path: Path, size: int | None, sha256: str, digest: Callable[[], str]) -> str | None:
+    """What differs between `path` and what is published of its size and sha256 (a published
+    prefix of the sha256 is checked as a prefix, "" checks none), or None. `digest()` gives the
+    file's sha256; it is called only once the size matches."""
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"size is {actual:,} bytes, expected {size:,}"
+    if sha256 and not (hexdigest := digest()).startswith(sha256):
+        published = "" if len(sha256) == FULL_SHA256 else " (the published prefix)"
+        return f"sha256 is {hexdigest}, expected {sha256}{published}"
+    return None
+
+
 def verify(path: Path, spec: Archive, progress: Progress) -> str | None:
-    """None if `path` has what is published of its size and sha256, else what is wrong."""
-    size = path.stat().st_size
-    if spec.size is not None and size != spec.size:
-        return f"size is {size:,} bytes, expected {spec.size:,}"
-    digest = sha256_file(path, progress)
-    if not digest.startswith(spec.sha256):
-        published = "" if len(spec.sha256) == 64 else " (the published prefix)"
-        return f"sha256 is {digest}, expected {spec.sha256}{published}"
-    if len(spec.sha256) < 64:
+    """`mismatch` against the archive's published values; a file whose full sha256 is not
+    published has its digest printed, to pin."""
+    digest = functools.cache(lambda: sha256_file(path, progress))
+    problem = mismatch(path, spec.size, spec.sha256, digest)
+    if problem is None and len(spec.sha256) < FULL_SHA256:
         checked = f"its sha256 starts {spec.sha256}" if spec.sha256 else "no published sha256"
         console.print(
-            f"[yellow]{path.name}: {checked} (not fully verified); it is {size:,} bytes, "
-            f"sha256 {digest}"
+            f"[yellow]{path.name}: {checked} (not fully verified); it is "
+            f"{path.stat().st_size:,} bytes, sha256 {digest()}"
         )
-    return None
+    return problem
 
 
 def served_size(url: str, policy: DownloadPolicy) -> int:
