@@ -35,10 +35,11 @@ from rich.progress import (
 
 from claritycore import __version__
 from claritycore.data.images import staged_dir
-from claritycore.data.published import FULL_SHA256
 from claritycore.errors import UserError
 
 console = Console(stderr=True)
+# Hex digits of a whole sha256: a published value with fewer is a prefix.
+_SHA256_HEX = hashlib.sha256().digest_size * 2
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def mismatch(path: Path, size: int | None, sha256: str, digest: Callable[[], str
     if size is not None and actual != size:
         return f"size is {actual:,} bytes, expected {size:,}"
     if sha256 and not (hexdigest := digest()).startswith(sha256):
-        published = "" if len(sha256) == FULL_SHA256 else " (the published prefix)"
+        published = "" if len(sha256) == _SHA256_HEX else " (the published prefix)"
         return f"sha256 is {hexdigest}, expected {sha256}{published}"
     return None
 
@@ -130,7 +131,7 @@ def verify(path: Path, spec: Archive, progress: Progress) -> str | None:
     published has its digest printed, to pin."""
     digest = functools.cache(lambda: sha256_file(path, progress))
     problem = mismatch(path, spec.size, spec.sha256, digest)
-    if problem is None and len(spec.sha256) < FULL_SHA256:
+    if problem is None and len(spec.sha256) < _SHA256_HEX:
         checked = f"its sha256 starts {spec.sha256}" if spec.sha256 else "no published sha256"
         console.print(
             f"[yellow]{path.name}: {checked} (not fully verified); it is "
